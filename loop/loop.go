@@ -1,0 +1,160 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+)
+
+// Config holds the limits and timers that apply to every session.
+type Config struct {
+	HandshakeTimeout time.Duration // a client must finish its upgrade request within this
+	IdleTimeout      time.Duration // no data frame in either direction for this long: Close 1001 (0: never)
+	PingInterval     time.Duration // ping a client silent this long (0: no pings)
+	PingTimeout      time.Duration // no Pong this long after a ping: Close 1001
+	CloseTimeout     time.Duration // a closing handshake wsgate waits for before it cuts TCP
+	MaxMessageBytes  int64         // limit on one message across its fragments (0: none)
+	MaxBufferedBytes int64         // per session and direction: received but not yet written
+	MaxBufferedTotal int64         // sum over all sessions (0: none)
+	// BufferSize is netpoll's initial per-connection buffer (0: netpoll's
+	// default). It is most of an idle connection's user-space memory.
+	BufferSize int
+}
+
+func (c *Config) setDefaults() {
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 5 * time.Second
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = 10 * time.Second
+	}
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = 5 * time.Second
+	}
+	if c.MaxBufferedBytes <= 0 {
+		c.MaxBufferedBytes = 1 << 20
+	}
+}
+
+// Loop is one reactor: its listeners, upstream connections, sessions and
+// the sweeper that enforces their timers and memory bounds.
+type Loop struct {
+	cfg   Config
+	log   *slog.Logger
+	stats Stats
+
+	now atomic.Int64 // coarse clock (unix nanoseconds), advanced by the sweeper
+
+	reg registry
+
+	mu        sync.Mutex
+	listeners []*Listener
+	draining  bool
+
+	sweepDone chan struct{}
+	stop      chan struct{}
+	stopOnce  sync.Once
+}
+
+// configureOnce guards netpoll.Configure. netpoll keeps its settings in
+// package variables that its pollers read without locks, so they can be set
+// once per process, before the first connection; the first Loop decides.
+var configureOnce sync.Once
+
+// New starts a reactor with cfg. log receives session-level logs.
+func New(cfg Config, log *slog.Logger) (*Loop, error) {
+	cfg.setDefaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	var cerr error
+	configureOnce.Do(func() {
+		nc := netpoll.Config{LoggerOutput: slogWriter{log}}
+		if cfg.BufferSize > 0 {
+			nc.BufferSize = cfg.BufferSize
+		}
+		cerr = netpoll.Configure(nc)
+	})
+	if cerr != nil {
+		return nil, fmt.Errorf("configure netpoll: %w", cerr)
+	}
+	l := &Loop{
+		cfg:       cfg,
+		log:       log,
+		sweepDone: make(chan struct{}),
+		stop:      make(chan struct{}),
+	}
+	l.now.Store(time.Now().UnixNano())
+	go l.sweep()
+	return l, nil
+}
+
+// Config returns the limits the loop was started with, defaults applied.
+func (l *Loop) Config() Config { return l.cfg }
+
+// Stats returns the loop's counters.
+func (l *Loop) Stats() *Stats { return &l.stats }
+
+// Sessions returns the number of sessions in frame relay.
+func (l *Loop) Sessions() int { return int(l.stats.SessionsActive.Load()) }
+
+func (l *Loop) nowNano() int64 { return l.now.Load() }
+
+// Shutdown stops accepting, closes every session with 1001 at a frame
+// boundary, and waits for the closing handshakes until ctx is done; what is
+// left then is cut. It returns the number of sessions that were cut.
+func (l *Loop) Shutdown(ctx context.Context) int {
+	l.mu.Lock()
+	l.draining = true
+	lns := l.listeners
+	l.listeners = nil
+	l.mu.Unlock()
+	for _, ln := range lns {
+		ln.stopAccepting()
+	}
+	l.reg.each(func(s *Session) { s.abort(CauseShutdown, 1001, 1001) })
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for l.reg.count() > 0 {
+		select {
+		case <-ctx.Done():
+			cut := 0
+			l.reg.each(func(s *Session) { cut++; s.finish() })
+			for _, ln := range lns {
+				ln.close()
+			}
+			return cut
+		case <-tick.C:
+		}
+	}
+	for _, ln := range lns {
+		ln.close()
+	}
+	return 0
+}
+
+// Close stops the sweeper. Call it after Shutdown.
+func (l *Loop) Close() {
+	l.stopOnce.Do(func() { close(l.stop) })
+	<-l.sweepDone
+}
+
+// slogWriter carries netpoll's own log lines into slog at warn level.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for n > 0 && (p[n-1] == '\n' || p[n-1] == '\r') {
+		n--
+	}
+	w.log.Warn("netpoll", "msg", string(p[:n]))
+	return len(p), nil
+}
+
+var errDraining = errors.New("loop is shutting down")

@@ -1,0 +1,161 @@
+package loop
+
+import (
+	"sort"
+	"time"
+)
+
+const (
+	// sweepTick is the period of the coarse clock and of the backlog check:
+	// a stalled direction over its bound is closed within two ticks.
+	sweepTick = 10 * time.Millisecond
+	// stallGrace is how long a flush must have been blocked before its
+	// backlog counts: a reader that keeps up drains a batch far sooner,
+	// while a burst that netpoll read at once sits briefly in the input.
+	stallGrace = int64(20 * time.Millisecond)
+	// timerEvery makes the idle, ping and closing-deadline checks run every
+	// timerEvery ticks: they are measured in seconds.
+	timerEvery = 10
+)
+
+// sweep advances the coarse clock and enforces the memory bounds and the
+// session timers. One goroutine does it for every session, instead of a
+// timer per session reset on every frame.
+func (l *Loop) sweep() {
+	defer close(l.sweepDone)
+	t := time.NewTicker(sweepTick)
+	defer t.Stop()
+	var stalled []stalledDir
+	for n := 0; ; n++ {
+		select {
+		case <-l.stop:
+			return
+		case now := <-t.C:
+			l.now.Store(now.UnixNano())
+		}
+		stalled = l.checkBacklogs(stalled[:0])
+		if n%timerEvery == 0 {
+			l.checkTimers()
+		}
+	}
+}
+
+type stalledDir struct {
+	s        *Session
+	dir      Direction
+	buffered int64
+}
+
+// checkBacklogs closes sessions whose backlog in one direction passed
+// MaxBufferedBytes and, when the sum of all backlogs passes
+// MaxBufferedTotal, the largest ones until it does not.
+func (l *Loop) checkBacklogs(stalled []stalledDir) []stalledDir {
+	now := l.nowNano()
+	var total int64
+	for _, c := range l.reg.snapshot() {
+		for i := range c {
+			sl := &c[i]
+			for dir := range 2 {
+				fs := sl.flushStart[dir].Load()
+				if fs == 0 || now-fs < stallGrace {
+					continue
+				}
+				s := sl.sess.Load()
+				if s == nil || s.state.Load() == sessFinished {
+					continue
+				}
+				d := &s.c2b
+				if Direction(dir) == BackendToClient {
+					d = &s.b2c
+				}
+				buffered := sl.inflight[dir].Load() + int64(d.src.conn.Reader().Len())
+				if buffered > l.cfg.MaxBufferedBytes {
+					l.stats.SlowConsumerCloses.Add(1)
+					s.slowConsumer(Direction(dir), false)
+					continue
+				}
+				total += buffered
+				stalled = append(stalled, stalledDir{s, Direction(dir), buffered})
+			}
+		}
+	}
+	if l.cfg.MaxBufferedTotal > 0 && total > l.cfg.MaxBufferedTotal {
+		sort.Slice(stalled, func(i, j int) bool { return stalled[i].buffered > stalled[j].buffered })
+		for _, sd := range stalled {
+			if total <= l.cfg.MaxBufferedTotal {
+				break
+			}
+			total -= sd.buffered
+			l.stats.BufferedTotalCloses.Add(1)
+			sd.s.slowConsumer(sd.dir, true)
+		}
+	}
+	return stalled
+}
+
+// slowConsumer closes a session whose direction dir has backed up: Close
+// 1008 to the side that does not read, 1001 to the side that floods, and no
+// more reading from the latter.
+func (s *Session) slowConsumer(dir Direction, overTotal bool) {
+	if s.aborting() {
+		return
+	}
+	d := &s.c2b
+	cause := CauseSlowBackend
+	if dir == BackendToClient {
+		d = &s.b2c
+		cause = CauseSlowClient
+	}
+	if overTotal {
+		cause = CauseBufferedTotal
+	}
+	stopReading(d.src.conn)
+	s.loop.log.Warn("slow consumer", "side", d.dst.side.String(), "cause", cause.String())
+	if dir == BackendToClient {
+		s.abort(cause, 1008, 1001)
+	} else {
+		s.abort(cause, 1001, 1008)
+	}
+}
+
+// checkTimers enforces idle_timeout, keepalive pings and the deadline of
+// closing handshakes.
+func (l *Loop) checkTimers() {
+	now := l.nowNano()
+	idle := int64(l.cfg.IdleTimeout)
+	pingEvery := int64(l.cfg.PingInterval)
+	pingWait := int64(l.cfg.PingTimeout)
+	l.reg.each(func(s *Session) {
+		switch s.state.Load() {
+		case sessFinished:
+			return
+		case sessClosing:
+			if dl := s.closeDeadline.Load(); dl != 0 && now > dl {
+				s.setCause(CauseCloseTimeout)
+				s.finish()
+			}
+			return
+		}
+		if dl := s.closeDeadline.Load(); dl != 0 && now > dl {
+			// A relayed closing handshake that the other side never
+			// answered.
+			s.setCause(CauseCloseTimeout)
+			s.finish()
+			return
+		}
+		if idle > 0 && now-s.lastActive.Load() >= idle {
+			s.abort(CauseIdle, 1001, 1001)
+			return
+		}
+		if pingEvery > 0 {
+			if sent := s.pingSent.Load(); sent != 0 {
+				if now-sent >= pingWait {
+					s.abort(CausePingTimeout, 1001, 1001)
+				}
+			} else if now-s.lastClient.Load() >= pingEvery {
+				s.pingSent.Store(now)
+				s.ping()
+			}
+		}
+	})
+}
