@@ -175,7 +175,8 @@ func (c *ClientConn) Upgrade(up *Upstream, p SessionParams) (*Session, error) {
 	c.sess.Store(s)
 	c.state.Store(ccRelay)
 	if !up.attach(s) {
-		// The backend hung up between its 101 and now.
+		// The backend hung up between its 101 and now (possibly before
+		// its OnRequest was set, when netpoll runs no close callback).
 		s.backend.onClosed()
 	}
 	if !c.conn.IsActive() {

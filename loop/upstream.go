@@ -19,21 +19,27 @@ const (
 // Upstream is a TCP connection to a backend, dialed ahead of need (warm) or
 // for one client. It serves one session: a WebSocket session ends its TCP
 // connection.
+//
+// Until the session starts, the connection has no OnRequest: netpoll then
+// wakes a goroutine blocked in Peek on the first bytes that arrive, so the
+// handshake can read the backend's response where it is. A hang-up is
+// still noticed, through OnDisconnect.
 type Upstream struct {
-	conn  netpoll.Connection
-	addr  string
-	state atomic.Int32
-	sess  atomic.Pointer[Session]
-	// ready is closed when the handshake phase ends; an OnRequest that
-	// finds the handshake still reading waits on it instead of spinning.
-	ready   chan struct{}
+	conn    netpoll.Connection
+	addr    string
+	state   atomic.Int32
+	sess    atomic.Pointer[Session]
 	onClose atomic.Pointer[func()]
 }
 
-// Dial connects to a backend at addr within timeout.
+type onDisconnectSetter interface {
+	SetOnDisconnect(netpoll.OnDisconnect) error
+}
+
+// Dial connects to a backend at addr within timeout and ctx's deadline.
 func (l *Loop) Dial(ctx context.Context, addr string, timeout time.Duration) (*Upstream, error) {
 	if dl, ok := ctx.Deadline(); ok {
-		if left := time.Until(dl); left < timeout {
+		if left := time.Until(dl); left < timeout || timeout <= 0 {
 			timeout = left
 		}
 	}
@@ -44,12 +50,13 @@ func (l *Loop) Dial(ctx context.Context, addr string, timeout time.Duration) (*U
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	u := &Upstream{conn: conn, addr: addr, ready: make(chan struct{})}
-	// An OnRequest must be set for netpoll to run close callbacks when a
-	// backend hangs up a connection nobody reads yet.
-	conn.SetOnRequest(u.onRequest)
+	u := &Upstream{conn: conn, addr: addr}
 	conn.AddCloseCallback(u.closed)
+	if ds, ok := conn.(onDisconnectSetter); ok {
+		ds.SetOnDisconnect(u.onDisconnect)
+	}
 	if !conn.IsActive() {
+		conn.Close()
 		return nil, fmt.Errorf("dial %s: closed by backend", addr)
 	}
 	return u, nil
@@ -62,15 +69,14 @@ func (u *Upstream) Addr() string { return u.addr }
 // the response while it owns the upstream.
 func (u *Upstream) Conn() netpoll.Connection { return u.conn }
 
-// Alive reports whether the connection is still open and unused.
-func (u *Upstream) Alive() bool {
-	return u.state.Load() == upIdle && u.conn.IsActive()
-}
-
-// Claim takes an idle upstream for a handshake; it fails if the backend
-// closed it or another handshake took it.
+// Claim takes an idle upstream for a handshake. It fails if the backend
+// closed it, spoke before being asked (a backend in that state cannot serve
+// a session), or another handshake took it.
 func (u *Upstream) Claim() bool {
-	return u.conn.IsActive() && u.state.CompareAndSwap(upIdle, upHandshake)
+	if !u.conn.IsActive() || u.conn.Reader().Len() > 0 {
+		return false
+	}
+	return u.state.CompareAndSwap(upIdle, upHandshake)
 }
 
 // OnClose sets a function called once the connection closes while it is
@@ -79,51 +85,48 @@ func (u *Upstream) OnClose(f func()) { u.onClose.Store(&f) }
 
 // Close closes an upstream that will not be used.
 func (u *Upstream) Close() {
-	if u.state.Swap(upClosed) == upHandshake {
-		close(u.ready)
-	}
+	u.state.Store(upClosed)
 	u.conn.Close()
 }
 
+// attach makes the upstream the backend side of s. It reports false when
+// the connection is already gone.
 func (u *Upstream) attach(s *Session) bool {
 	u.sess.Store(s)
-	ok := u.state.CompareAndSwap(upHandshake, upRelay)
-	close(u.ready)
-	return ok && u.conn.IsActive()
+	if !u.state.CompareAndSwap(upHandshake, upRelay) {
+		return false
+	}
+	// Runs at once if frames already wait behind the 101.
+	u.conn.SetOnRequest(u.onRequest)
+	return u.conn.IsActive()
 }
 
 func (u *Upstream) onRequest(_ context.Context, conn netpoll.Connection) error {
-	for {
-		switch u.state.Load() {
-		case upRelay:
-			u.sess.Load().b2c.pump()
-			return nil
-		case upHandshake:
-			// The handshake reads the response itself; wait until it is
-			// done with the input.
-			<-u.ready
-			continue
-		case upIdle:
-			// A backend that speaks before it is asked is not fit to
-			// serve a session.
-			u.state.Store(upClosed)
-			conn.Close()
-		}
-		r := conn.Reader()
-		r.Skip(r.Len())
-		r.Release()
+	if u.state.Load() == upRelay {
+		u.sess.Load().b2c.pump()
 		return nil
+	}
+	r := conn.Reader()
+	r.Skip(r.Len())
+	r.Release()
+	return nil
+}
+
+// onDisconnect runs when the backend hangs up. Without an OnRequest netpoll
+// leaves closing to its user, so that close callbacks run; in a session
+// (OnRequest set) netpoll closes it itself after the last input is pumped.
+func (u *Upstream) onDisconnect(context.Context, netpoll.Connection) {
+	if u.state.Load() != upRelay {
+		u.conn.Close()
 	}
 }
 
 func (u *Upstream) closed(netpoll.Connection) error {
-	if s := u.sess.Load(); s != nil {
+	if s := u.sess.Load(); s != nil && u.state.Load() == upRelay {
 		s.backend.onClosed()
 		return nil
 	}
-	if u.state.Swap(upClosed) == upHandshake {
-		close(u.ready)
-	}
+	u.state.Store(upClosed)
 	if f := u.onClose.Load(); f != nil {
 		(*f)()
 	}

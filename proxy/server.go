@@ -1,0 +1,157 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate/loop"
+	"github.com/wsgate/wsgate/proxy/config"
+)
+
+// Server is one running wsgate: its reactor, listener, pools and admin API.
+type Server struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	loop   *loop.Loop
+	router *router
+	pools  []*pool
+	m      *metrics
+
+	ln      *loop.Listener
+	admin   *http.Server
+	adminLn net.Listener
+
+	stopping chan struct{}
+	stopOnce sync.Once
+}
+
+// New builds a server from a validated configuration.
+func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	sc := cfg.Server
+	l, err := loop.New(loop.Config{
+		HandshakeTimeout: sc.HandshakeTimeout,
+		IdleTimeout:      sc.IdleTimeout,
+		PingInterval:     sc.PingInterval,
+		PingTimeout:      sc.PingTimeout,
+		MaxMessageBytes:  sc.MaxMessageBytes,
+		MaxBufferedBytes: sc.MaxBufferedBytes,
+		MaxBufferedTotal: sc.MaxBufferedTotal,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, loop: l, stopping: make(chan struct{})}
+	s.m = newMetrics(l.Stats())
+	byName := make(map[string]*pool, len(cfg.Pools))
+	for _, pc := range cfg.Pools {
+		p := newPool(s, pc)
+		s.pools = append(s.pools, p)
+		byName[p.name] = p
+	}
+	s.router = newRouter(cfg.Routes, byName)
+	return s, nil
+}
+
+// Start opens the listeners and begins filling the warm pools.
+func (s *Server) Start() error {
+	ln, err := s.loop.Listen(s.cfg.Server.Listen, s)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	if a := s.cfg.Server.AdminListen; a != "" && a != "off" {
+		if err := s.startAdmin(a); err != nil {
+			s.loop.Shutdown(context.Background())
+			s.loop.Close()
+			return err
+		}
+	}
+	for _, p := range s.pools {
+		for _, b := range p.backends {
+			b.refill()
+		}
+	}
+	s.log.Info("wsgate listening", "addr", ln.Addr().String(), "admin", s.AdminAddr())
+	return nil
+}
+
+// Addr is the address clients connect to.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// AdminAddr is the admin listener's address, "" when it is off.
+func (s *Server) AdminAddr() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
+}
+
+// Ready reports whether the server listens and every backend has its warm
+// connections (or has been found unreachable).
+func (s *Server) Ready() bool {
+	if s.ln == nil {
+		return false
+	}
+	select {
+	case <-s.stopping:
+		return false
+	default:
+	}
+	for _, p := range s.pools {
+		for _, b := range p.backends {
+			if !b.ready() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Shutdown stops accepting, closes every session with 1001 and waits for
+// their closing handshakes until ctx is done. It returns how many sessions
+// had to be cut.
+func (s *Server) Shutdown(ctx context.Context) int {
+	s.stopOnce.Do(func() { close(s.stopping) })
+	cut := s.loop.Shutdown(ctx)
+	for _, p := range s.pools {
+		for _, b := range p.backends {
+			b.close()
+		}
+	}
+	if s.admin != nil {
+		actx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.admin.Shutdown(actx)
+		cancel()
+	}
+	s.loop.Close()
+	return cut
+}
+
+// dial opens a connection to b, counting the result.
+func (s *Server) dial(ctx context.Context, b *backend) (*loop.Upstream, error) {
+	u, err := s.loop.Dial(ctx, b.addr, b.pool.dialTimeout)
+	result := "ok"
+	if err != nil {
+		result = "error"
+		if errors.Is(err, context.DeadlineExceeded) {
+			result = "timeout"
+		}
+	}
+	s.m.dials.WithLabelValues(b.pool.name, result).Inc()
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: %w", b.pool.name, err)
+	}
+	return u, nil
+}
+
+// Sessions is the number of sessions in frame relay.
+func (s *Server) Sessions() int { return s.loop.Sessions() }

@@ -1,0 +1,314 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/wsgate/wsgate/loop"
+	"github.com/wsgate/wsgate/proxy/handshake"
+)
+
+// maxResponseHead bounds a backend's response head; a longer one is a
+// broken backend and the client gets 502.
+const maxResponseHead = 64 << 10
+
+// ServeHandshake passes one WebSocket upgrade through: it reads and checks
+// the request, routes it, sends it to a backend (a warm connection if one
+// is ready, else a dial, moving on to the next backend while time is
+// left), relays the answer and, on a 101, hands both connections to the
+// reactor. It runs on the client connection's goroutine and may block
+// until the handshake deadline.
+func (s *Server) ServeHandshake(c *loop.ClientConn) {
+	start := time.Now()
+	s.m.accepted.Inc()
+	conn := c.Conn()
+	conn.SetReadDeadline(c.Deadline())
+	defer conn.SetReadDeadline(time.Time{})
+
+	head, reason, status := s.readRequestHead(conn)
+	if status != 0 {
+		s.refuse(c, status, reason, failReasonFor(status, reason))
+		return
+	}
+	var req handshake.Request
+	if err := req.Parse(head); err != nil {
+		var rej *handshake.Reject
+		if errors.As(err, &rej) {
+			s.refuse(c, rej.Status, rej.Reason, failReasonFor(rej.Status, rej.Reason))
+		} else {
+			s.refuse(c, 400, err.Error(), failBadRequest)
+		}
+		return
+	}
+	p := s.router.match(req.Hostname(), req.Path)
+	if p == nil {
+		s.refuse(c, 404, "no route for host and path", failNoRoute)
+		return
+	}
+	if len(p.backends) == 0 {
+		s.refuse(c, 503, "pool "+p.name+" has no backend", failNoBackend)
+		return
+	}
+
+	// Everything the rest needs from the request is copied out of the
+	// client's input, which is then released.
+	var key [24]byte
+	copy(key[:], req.Key)
+	out := bytebufferpool.Get()
+	defer bytebufferpool.Put(out)
+	out.B = handshake.AppendUpstreamRequest(out.B[:0], &req, forwardInfo(conn.RemoteAddr()))
+	r := conn.Reader()
+	r.Skip(len(head))
+	r.Release()
+
+	ctx, cancel := context.WithDeadline(context.Background(), c.Deadline())
+	defer cancel()
+	first := p.rr.pick(p.backends)
+	var lastErr error
+	for i := range p.backends {
+		if ctx.Err() != nil {
+			break
+		}
+		b := p.backends[(first+i)%len(p.backends)]
+		up := b.take()
+		if up != nil {
+			s.m.poolHits.WithLabelValues(p.name).Inc()
+		} else {
+			s.m.poolMisses.WithLabelValues(p.name).Inc()
+			var err error
+			if up, err = s.dial(ctx, b); err != nil {
+				lastErr = err
+				s.log.Warn("backend unavailable", "pool", p.name, "backend", b.addr, "err", err)
+				continue
+			}
+			if !up.Claim() {
+				up.Close()
+				lastErr = errors.New("backend closed the connection at once")
+				continue
+			}
+		}
+		done, err := s.exchange(c, p, b, up, out.B, key[:], start)
+		if done {
+			return
+		}
+		lastErr = err
+		s.log.Warn("backend failed during handshake", "pool", p.name, "backend", b.addr, "err", err)
+	}
+	if errors.Is(lastErr, errClientGone) {
+		s.m.failed.WithLabelValues(failClientGone).Inc()
+		return
+	}
+	if lastErr == nil {
+		lastErr = context.DeadlineExceeded
+	}
+	s.refuse(c, 502, "no backend of pool "+p.name+" answered: "+lastErr.Error(), failBackendDown)
+}
+
+var errClientGone = errors.New("client closed the connection")
+
+// readRequestHead waits for a complete request head within the deadline and
+// the size limit. On failure it returns the status to answer.
+func (s *Server) readRequestHead(conn netpoll.Connection) (head []byte, reason string, status int) {
+	limit := s.cfg.Server.MaxHeaderBytes
+	r := conn.Reader()
+	for {
+		n := r.Len()
+		buf, err := r.Peek(n)
+		if err != nil {
+			return nil, "read: " + err.Error(), 400
+		}
+		if end := handshake.HeadEnd(buf); end >= 0 {
+			if end > limit {
+				return nil, "request head over max_header_bytes", 431
+			}
+			return buf[:end], "", 0
+		}
+		if n >= limit {
+			return nil, "request head over max_header_bytes", 431
+		}
+		if _, err := r.Peek(n + 1); err != nil {
+			if errors.Is(err, netpoll.ErrReadTimeout) {
+				return nil, "request head not complete within handshake_timeout", 408
+			}
+			return nil, "client closed before its request was complete", -1
+		}
+	}
+}
+
+// exchange sends the request to one backend and relays its answer. done is
+// false when the backend failed before answering anything, so that the
+// next backend can be tried.
+func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, up *loop.Upstream, request, key []byte, start time.Time) (done bool, err error) {
+	uc := up.Conn()
+	uc.SetReadDeadline(c.Deadline())
+	w := uc.Writer()
+	w.WriteBinary(request)
+	if err := w.Flush(); err != nil {
+		up.Close()
+		return false, err
+	}
+	ur := uc.Reader()
+	var resp handshake.Response
+	var head []byte
+	for {
+		n, herr := s.readResponseHead(ur)
+		if herr != nil {
+			up.Close()
+			if !c.Conn().IsActive() {
+				return false, errClientGone
+			}
+			return false, herr
+		}
+		head, _ = ur.Peek(n)
+		if perr := handshake.ParseResponse(head, key, &resp); perr != nil {
+			up.Close()
+			s.refuse(c, 502, "backend "+b.addr+": "+perr.Error(), failBadResponse)
+			return true, nil
+		}
+		if !resp.Interim() {
+			break
+		}
+		// 100 Continue or 103 Early Hints: not for a WebSocket client.
+		ur.Skip(n)
+		ur.Release()
+	}
+	cw := c.Conn().Writer()
+	cw.WriteBinary(head)
+	if err := cw.Flush(); err != nil {
+		up.Close()
+		s.m.failed.WithLabelValues(failClientGone).Inc()
+		return true, nil
+	}
+	ur.Skip(len(head))
+	ur.Release()
+	if resp.Status != 101 {
+		s.relayBody(c, up, &resp)
+		s.m.failed.WithLabelValues(failBackendRejected).Inc()
+		s.log.Debug("backend refused upgrade", "pool", p.name, "backend", b.addr, "status", resp.Status)
+		return true, nil
+	}
+	uc.SetReadDeadline(time.Time{})
+	client := c.RemoteAddr().String()
+	_, err = c.Upgrade(up, loop.SessionParams{
+		Deflate: resp.Deflate,
+		OnEnd:   s.sessionEnded,
+		Attrs:   []slog.Attr{slog.String("pool", p.name), slog.String("backend", b.addr), slog.String("client", client)},
+	})
+	if err != nil {
+		return true, nil
+	}
+	s.m.upgraded.Inc()
+	s.m.handshake.Observe(time.Since(start).Seconds())
+	return true, nil
+}
+
+func (s *Server) sessionEnded(r loop.EndReport) {
+	s.m.closed.WithLabelValues(r.Cause.String()).Inc()
+}
+
+// readResponseHead waits for a complete response head from a backend and
+// returns its length.
+func (s *Server) readResponseHead(r netpoll.Reader) (int, error) {
+	for {
+		n := r.Len()
+		buf, err := r.Peek(n)
+		if err != nil {
+			return 0, err
+		}
+		if end := handshake.HeadEnd(buf); end >= 0 {
+			return end, nil
+		}
+		if n >= maxResponseHead {
+			return 0, errors.New("response head too large")
+		}
+		if _, err := r.Peek(n + 1); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// relayBody copies a refused upgrade's body to the client, as far as its
+// framing says, and ends both connections.
+func (s *Server) relayBody(c *loop.ClientConn, up *loop.Upstream, resp *handshake.Response) {
+	defer up.Close()
+	var bf handshake.BodyFramer
+	bf.Init(resp)
+	if _, done, _ := bf.Feed(nil); done {
+		return
+	}
+	ur := up.Conn().Reader()
+	cw := c.Conn().Writer()
+	for {
+		n := ur.Len()
+		if n == 0 {
+			if _, err := ur.Peek(1); err != nil {
+				return // EOF ends an unframed body; anything else cuts it
+			}
+			continue
+		}
+		buf, err := ur.Peek(n)
+		if err != nil {
+			return
+		}
+		k, done, ferr := bf.Feed(buf)
+		if k > 0 {
+			cw.WriteBinary(buf[:k])
+			if cw.Flush() != nil {
+				return
+			}
+		}
+		ur.Skip(n)
+		ur.Release()
+		if done || ferr != nil {
+			return
+		}
+	}
+}
+
+// refuse answers the client with an HTTP error and logs why. A negative
+// status means there is nobody left to answer.
+func (s *Server) refuse(c *loop.ClientConn, status int, reason, metric string) {
+	s.m.failed.WithLabelValues(metric).Inc()
+	if status < 0 {
+		s.log.Debug("upgrade abandoned", "client", c.RemoteAddr().String(), "reason", reason)
+		return
+	}
+	s.log.Warn("upgrade refused", "client", c.RemoteAddr().String(), "status", status, "reason", reason)
+	buf := bytebufferpool.Get()
+	buf.B = handshake.AppendErrorResponse(buf.B[:0], status, reason)
+	w := c.Conn().Writer()
+	w.WriteBinary(buf.B)
+	_ = w.Flush()
+	bytebufferpool.Put(buf)
+}
+
+func failReasonFor(status int, reason string) string {
+	switch status {
+	case 426:
+		return failVersion
+	case 431:
+		return failHeaderTooLarge
+	case 408:
+		return failTimeout
+	case -1:
+		return failClientGone
+	}
+	return failBadRequest
+}
+
+func forwardInfo(a net.Addr) handshake.ForwardInfo {
+	fi := handshake.ForwardInfo{Proto: "http"}
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			fi.ClientIP = ip.Unmap()
+		}
+	}
+	return fi
+}
