@@ -33,10 +33,10 @@ type peer struct {
 	// slot fields that publish a stalled flush.
 	in Direction
 
-	wmu      sync.Mutex
-	dead     bool   // under wmu: the connection is closed; nothing more is written
-	midFrame bool   // under wmu: the frame being written to this peer is incomplete
-	pending  []byte // under wmu: an injected frame waiting for a frame boundary
+	wmu          sync.Mutex
+	dead         bool   // under wmu: the connection is closed; nothing more is written
+	midFrame     bool   // under wmu: the frame being written to this peer is incomplete
+	pending      []byte // under wmu: an injected frame waiting for a frame boundary
 	pendingClose bool
 
 	closeSent atomic.Bool // a Close frame was written to this peer

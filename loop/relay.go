@@ -339,7 +339,7 @@ func frameNeed(c []byte) (need int, complete bool) {
 	if len(c) < need {
 		return need, false
 	}
-	if ws.OpCode(c[0]&0x0f).IsControl() {
+	if ws.OpCode(c[0] & 0x0f).IsControl() {
 		// Longer control frames are rejected by the validator.
 		if l := int(c[1] & 0x7f); l <= 125 {
 			return need + l, true

@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
-		"sync/atomic"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -16,21 +16,21 @@ import (
 type Cause int32
 
 const (
-	CauseNone             Cause = iota
-	CauseClosed                 // a closing handshake between client and backend
-	CauseClientProtocol         // the client broke RFC 6455
-	CauseBackendProtocol        // the backend broke RFC 6455
-	CauseClientTooBig           // the client sent a message over max_message_bytes
-	CauseBackendTooBig          // the backend sent a message over max_message_bytes
-	CauseClientLost             // the client's TCP connection ended without a Close
-	CauseBackendLost            // the backend's TCP connection ended without a Close
-	CauseIdle                   // no frame in either direction for idle_timeout
-	CausePingTimeout            // the client did not answer a keepalive ping
-	CauseSlowClient             // the client did not read; its backlog passed max_buffered_bytes
-	CauseSlowBackend            // the backend did not read; its backlog passed max_buffered_bytes
-	CauseBufferedTotal          // the sum of all backlogs passed max_buffered_total
-	CauseShutdown               // wsgate is stopping
-	CauseCloseTimeout           // a closing handshake did not finish within close_timeout
+	CauseNone            Cause = iota
+	CauseClosed                // a closing handshake between client and backend
+	CauseClientProtocol        // the client broke RFC 6455
+	CauseBackendProtocol       // the backend broke RFC 6455
+	CauseClientTooBig          // the client sent a message over max_message_bytes
+	CauseBackendTooBig         // the backend sent a message over max_message_bytes
+	CauseClientLost            // the client's TCP connection ended without a Close
+	CauseBackendLost           // the backend's TCP connection ended without a Close
+	CauseIdle                  // no frame in either direction for idle_timeout
+	CausePingTimeout           // the client did not answer a keepalive ping
+	CauseSlowClient            // the client did not read; its backlog passed max_buffered_bytes
+	CauseSlowBackend           // the backend did not read; its backlog passed max_buffered_bytes
+	CauseBufferedTotal         // the sum of all backlogs passed max_buffered_total
+	CauseShutdown              // wsgate is stopping
+	CauseCloseTimeout          // a closing handshake did not finish within close_timeout
 )
 
 var causeNames = [...]string{

@@ -29,14 +29,14 @@ var failReasons = []string{failBadRequest, failVersion, failHeaderTooLarge, fail
 type metrics struct {
 	reg *prometheus.Registry
 
-	accepted     prometheus.Counter
-	upgraded     prometheus.Counter
-	failed       *prometheus.CounterVec
-	closed       *prometheus.CounterVec
-	handshake    prometheus.Histogram
-	dials        *prometheus.CounterVec
-	poolHits     *prometheus.CounterVec
-	poolMisses   *prometheus.CounterVec
+	accepted   prometheus.Counter
+	upgraded   prometheus.Counter
+	failed     *prometheus.CounterVec
+	closed     *prometheus.CounterVec
+	handshake  prometheus.Histogram
+	dials      *prometheus.CounterVec
+	poolHits   *prometheus.CounterVec
+	poolMisses *prometheus.CounterVec
 }
 
 func newMetrics(st *loop.Stats) *metrics {
