@@ -56,8 +56,9 @@ func (d *direction) dropCarry() {
 // pump relays everything src has received. netpoll calls OnRequest again
 // at once while input remains, so pump consumes all of it: relayed,
 // discarded, or moved to the carry buffer.
-func (d *direction) pump() {
-	r := d.src.conn.Reader()
+func (d *direction) pump() { d.pumpFrom(d.src.conn.Reader()) }
+
+func (d *direction) pumpFrom(r netpoll.Reader) {
 	for {
 		avail := r.Len()
 		if avail <= 0 {
