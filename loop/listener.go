@@ -184,5 +184,12 @@ func (c *ClientConn) Upgrade(up *Upstream, p SessionParams) (*Session, error) {
 		// have run before it could see the session.
 		s.client.onClosed()
 	}
+	l.mu.Lock()
+	draining := l.draining
+	l.mu.Unlock()
+	if draining {
+		// Shutdown began while this handshake ran and did not see it.
+		s.abort(CauseShutdown, 1001, 1001)
+	}
 	return s, nil
 }

@@ -140,23 +140,27 @@ func (s *Session) abort(c Cause, toClient, toBackend ws.StatusCode) {
 		return
 	}
 	s.setCause(c)
-	if !s.acquire() {
-		return
-	}
-	go func() {
-		defer s.release()
-		if toBackend != 0 && !s.backend.lost.Load() {
-			s.codeToBackend.CompareAndSwap(0, int32(toBackend))
+	// Each side gets its Close on its own goroutine: a side that does not
+	// read must not hold up the other's.
+	if toBackend != 0 && !s.backend.lost.Load() && s.acquire() {
+		s.codeToBackend.CompareAndSwap(0, int32(toBackend))
+		go func() {
+			defer s.release()
 			var mask [4]byte
 			putMask(&mask)
 			s.backend.inject(frame.AppendClose(nil, toBackend, "", &mask), true)
-		}
-		if toClient != 0 && !s.client.lost.Load() {
-			s.codeToClient.CompareAndSwap(0, int32(toClient))
+			s.maybeFinish()
+		}()
+	}
+	if toClient != 0 && !s.client.lost.Load() && s.acquire() {
+		s.codeToClient.CompareAndSwap(0, int32(toClient))
+		go func() {
+			defer s.release()
 			s.client.inject(frame.AppendClose(nil, toClient, "", nil), true)
-		}
-		s.maybeFinish()
-	}()
+			s.maybeFinish()
+		}()
+	}
+	s.maybeFinish()
 }
 
 // ping sends a keepalive Ping to the client.
