@@ -78,6 +78,9 @@ func New(cfg Config, log *slog.Logger) (*Loop, error) {
 		nc := netpoll.Config{LoggerOutput: slogWriter{log}}
 		if cfg.BufferSize > 0 {
 			nc.BufferSize = cfg.BufferSize
+			// Every connection keeps its last input and output node
+			// while idle; netpoll sizes nodes at least LinkBufferCap.
+			netpoll.LinkBufferCap = cfg.BufferSize
 		}
 		cerr = netpoll.Configure(nc)
 	})

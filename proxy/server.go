@@ -14,6 +14,11 @@ import (
 	"github.com/wsgate/wsgate/proxy/config"
 )
 
+// netpollBufferSize is the first buffer of every connection. An idle
+// session holds little more than its two connections' buffers, so it is
+// small; a busy connection's reads grow it by doubling.
+const netpollBufferSize = 512
+
 // Server is one running wsgate: its reactor, listener, pools and admin API.
 type Server struct {
 	cfg    *config.Config
@@ -45,6 +50,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		MaxMessageBytes:  sc.MaxMessageBytes,
 		MaxBufferedBytes: sc.MaxBufferedBytes,
 		MaxBufferedTotal: sc.MaxBufferedTotal,
+		BufferSize:       netpollBufferSize,
 	}, log)
 	if err != nil {
 		return nil, err
