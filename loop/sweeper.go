@@ -10,9 +10,12 @@ const (
 	// a stalled direction over its bound is closed within two ticks.
 	sweepTick = 10 * time.Millisecond
 	// stallGrace is how long a flush must have been blocked before its
-	// backlog counts: a reader that keeps up drains a batch far sooner,
-	// while a burst that netpoll read at once sits briefly in the input.
-	stallGrace = int64(20 * time.Millisecond)
+	// backlog counts. A flush blocks only once the kernel's socket buffers
+	// toward the reader are full; a reader that keeps up empties them well
+	// within this even on a loaded machine, while netpoll, which reads
+	// megabytes at a time, can leave a burst in the input for a moment.
+	// A reader that stops is found within stallGrace plus two ticks.
+	stallGrace = int64(50 * time.Millisecond)
 	// timerEvery makes the idle, ping and closing-deadline checks run every
 	// timerEvery ticks: they are measured in seconds.
 	timerEvery = 10

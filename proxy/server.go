@@ -62,6 +62,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		p := newPool(s, pc)
 		s.pools = append(s.pools, p)
 		byName[p.name] = p
+		// Series exist from the start, so a dashboard sees zeros rather
+		// than gaps.
+		s.m.poolHits.WithLabelValues(p.name)
+		s.m.poolMisses.WithLabelValues(p.name)
+		for _, r := range []string{"ok", "error", "timeout"} {
+			s.m.dials.WithLabelValues(p.name, r)
+		}
 	}
 	s.router = newRouter(cfg.Routes, byName)
 	return s, nil

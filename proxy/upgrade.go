@@ -53,7 +53,7 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 		return
 	}
 	if len(p.backends) == 0 {
-		s.refuse(c, 503, "pool "+p.name+" has no backend", failNoBackend)
+		s.refuse(c, 503, "no backend available", failNoBackend, slog.String("pool", p.name))
 		return
 	}
 
@@ -108,7 +108,9 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 	if lastErr == nil {
 		lastErr = context.DeadlineExceeded
 	}
-	s.refuse(c, 502, "no backend of pool "+p.name+" answered: "+lastErr.Error(), failBackendDown)
+	// The client learns that no backend answered, not which or why: that
+	// is for the operator's log.
+	s.refuse(c, 502, "no backend answered", failBackendDown, slog.String("pool", p.name), slog.String("err", lastErr.Error()))
 }
 
 var errClientGone = errors.New("client closed the connection")
@@ -169,7 +171,8 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, up *loop.Upst
 		head, _ = ur.Peek(n)
 		if perr := handshake.ParseResponse(head, key, &resp); perr != nil {
 			up.Close()
-			s.refuse(c, 502, "backend "+b.addr+": "+perr.Error(), failBadResponse)
+			s.refuse(c, 502, "invalid answer from backend", failBadResponse,
+				slog.String("pool", p.name), slog.String("backend", b.addr), slog.String("err", perr.Error()))
 			return true, nil
 		}
 		if !resp.Interim() {
@@ -274,13 +277,15 @@ func (s *Server) relayBody(c *loop.ClientConn, up *loop.Upstream, resp *handshak
 
 // refuse answers the client with an HTTP error and logs why. A negative
 // status means there is nobody left to answer.
-func (s *Server) refuse(c *loop.ClientConn, status int, reason, metric string) {
+func (s *Server) refuse(c *loop.ClientConn, status int, reason, metric string, attrs ...slog.Attr) {
 	s.m.failed.WithLabelValues(metric).Inc()
+	attrs = append(attrs, slog.String("client", c.RemoteAddr().String()), slog.String("reason", reason))
 	if status < 0 {
-		s.log.Debug("upgrade abandoned", "client", c.RemoteAddr().String(), "reason", reason)
+		s.log.LogAttrs(context.Background(), slog.LevelDebug, "upgrade abandoned", attrs...)
 		return
 	}
-	s.log.Warn("upgrade refused", "client", c.RemoteAddr().String(), "status", status, "reason", reason)
+	attrs = append(attrs, slog.Int("status", status))
+	s.log.LogAttrs(context.Background(), slog.LevelWarn, "upgrade refused", attrs...)
 	buf := bytebufferpool.Get()
 	buf.B = handshake.AppendErrorResponse(buf.B[:0], status, reason)
 	w := c.Conn().Writer()
