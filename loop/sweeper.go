@@ -16,6 +16,12 @@ const (
 	// megabytes at a time, can leave a burst in the input for a moment.
 	// A reader that stops is found within stallGrace plus two ticks.
 	stallGrace = int64(50 * time.Millisecond)
+	// A backlog floodFactor times the bound is a flood, not a burst:
+	// netpoll reads at most 8 MiB at a time, so no healthy burst gets
+	// there, and at loopback speed 50 ms of flood would be ~70 MB. It is
+	// judged after floodGrace.
+	floodFactor = 16
+	floodGrace  = int64(10 * time.Millisecond)
 	// timerEvery makes the idle, ping and closing-deadline checks run every
 	// timerEvery ticks: they are measured in seconds.
 	timerEvery = 10
@@ -60,7 +66,7 @@ func (l *Loop) checkBacklogs(stalled []stalledDir) []stalledDir {
 			sl := &c[i]
 			for dir := range 2 {
 				fs := sl.flushStart[dir].Load()
-				if fs == 0 || now-fs < stallGrace {
+				if fs == 0 || now-fs < floodGrace {
 					continue
 				}
 				s := sl.sess.Load()
@@ -72,8 +78,10 @@ func (l *Loop) checkBacklogs(stalled []stalledDir) []stalledDir {
 					d = &s.b2c
 				}
 				buffered := sl.inflight[dir].Load() + int64(d.src.conn.Reader().Len())
+				if now-fs < stallGrace && buffered <= floodFactor*l.cfg.MaxBufferedBytes {
+					continue
+				}
 				if buffered > l.cfg.MaxBufferedBytes {
-					l.stats.SlowConsumerCloses.Add(1)
 					s.slowConsumer(Direction(dir), false)
 					continue
 				}
@@ -89,7 +97,6 @@ func (l *Loop) checkBacklogs(stalled []stalledDir) []stalledDir {
 				break
 			}
 			total -= sd.buffered
-			l.stats.BufferedTotalCloses.Add(1)
 			sd.s.slowConsumer(sd.dir, true)
 		}
 	}
@@ -111,6 +118,9 @@ func (s *Session) slowConsumer(dir Direction, overTotal bool) {
 	}
 	if overTotal {
 		cause = CauseBufferedTotal
+		s.loop.stats.BufferedTotalCloses.Add(1)
+	} else {
+		s.loop.stats.SlowConsumerCloses.Add(1)
 	}
 	stopReading(d.src.conn)
 	s.loop.log.Warn("slow consumer", "side", d.dst.side.String(), "cause", cause.String())
