@@ -43,6 +43,10 @@ type peer struct {
 	closeRecv atomic.Bool // this peer sent a Close (or its stream was abandoned)
 	lost      atomic.Bool // its TCP connection is gone
 	closed    atomic.Bool // onClosed has run
+	// stopAfterClose: once this peer has been sent its Close, stop reading
+	// it (it flooded a receiver that fell behind).
+	stopAfterClose atomic.Bool
+	readStopped    atomic.Bool // its input can grow no more
 }
 
 // done reports whether nothing more is expected of this peer.
@@ -141,6 +145,12 @@ func (p *peer) inject(f []byte, isClose bool) {
 	err := p.flush(len(f))
 	if isClose && err == nil {
 		p.closeSent.Store(true)
+		if p.stopAfterClose.Load() {
+			// Under wmu the connection cannot be closed, so its fd is
+			// still this socket's.
+			stopReading(p.conn)
+			p.readStopped.Store(true)
+		}
 	}
 	p.wmu.Unlock()
 	if err != nil {

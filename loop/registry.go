@@ -19,6 +19,13 @@ type slot struct {
 	// returned (0: not flushing); inflight is what that flush holds.
 	flushStart [2]atomic.Int64
 	inflight   [2]atomic.Int64
+
+	// Only the sweeper uses these, to tell a reader that falls behind
+	// from one that stopped: the flush it last saw, the receiver's
+	// acknowledged byte count then, and when it last saw progress.
+	seenFlush  [2]int64
+	seenAcked  [2]uint64
+	progressAt [2]int64
 }
 
 type slotChunk [slotsPerChunk]slot
@@ -49,6 +56,7 @@ func (r *registry) add(s *Session) *slot {
 	sl.flushStart[1].Store(0)
 	sl.inflight[0].Store(0)
 	sl.inflight[1].Store(0)
+	sl.seenFlush, sl.seenAcked, sl.progressAt = [2]int64{}, [2]uint64{}, [2]int64{}
 	sl.sess.Store(s)
 	return sl
 }

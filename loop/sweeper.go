@@ -6,22 +6,22 @@ import (
 )
 
 const (
-	// sweepTick is the period of the coarse clock and of the backlog check:
-	// a stalled direction over its bound is closed within two ticks.
+	// sweepTick is the period of the coarse clock and of the backlog check.
 	sweepTick = 10 * time.Millisecond
-	// stallGrace is how long a flush must have been blocked before its
-	// backlog counts. A flush blocks only once the kernel's socket buffers
-	// toward the reader are full; a reader that keeps up empties them well
-	// within this even on a loaded machine, while netpoll, which reads
-	// megabytes at a time, can leave a burst in the input for a moment.
-	// A reader that stops is found within stallGrace plus two ticks.
-	stallGrace = int64(50 * time.Millisecond)
-	// A backlog floodFactor times the bound is a flood, not a burst:
-	// netpoll reads at most 8 MiB at a time, so no healthy burst gets
-	// there, and at loopback speed 50 ms of flood would be ~70 MB. It is
-	// judged after floodGrace.
+	// stallGrace: a direction whose backlog is over max_buffered_bytes is a
+	// slow consumer once its receiver has acknowledged nothing for this
+	// long. A receiver that keeps reading, even slower than its sender, is
+	// not cut for a burst (a 16 MiB message to a phone). The sender sees a
+	// slow reader's progress only through TCP window updates, which Linux
+	// sends when half the receive buffer is free: at 3 MB/s into a 4 MB
+	// buffer that is every ~700 ms, hence seconds, not milliseconds.
+	// Memory meanwhile is bounded by the flood cap.
+	stallGrace = int64(2 * time.Second)
+	// floodFactor caps a backlog whatever the receiver does: at
+	// floodFactor times max_buffered_bytes the session is a slow consumer
+	// at once. It is what bounds memory against a fast sender and a
+	// receiver that reads, but too slowly.
 	floodFactor = 16
-	floodGrace  = int64(10 * time.Millisecond)
 	// timerEvery makes the idle, ping and closing-deadline checks run every
 	// timerEvery ticks: they are measured in seconds.
 	timerEvery = 10
@@ -56,37 +56,62 @@ type stalledDir struct {
 }
 
 // checkBacklogs closes sessions whose backlog in one direction passed
-// MaxBufferedBytes and, when the sum of all backlogs passes
-// MaxBufferedTotal, the largest ones until it does not.
+// MaxBufferedBytes while its receiver made no progress, or passed the flood
+// cap; and, when the sum of all backlogs passes MaxBufferedTotal, the
+// largest ones until it does not. Only directions blocked in a flush can
+// have a backlog: one that is not blocked forwards what it reads at once.
 func (l *Loop) checkBacklogs(stalled []stalledDir) []stalledDir {
 	now := l.nowNano()
+	limit := l.cfg.MaxBufferedBytes
 	var total int64
 	for _, c := range l.reg.snapshot() {
 		for i := range c {
 			sl := &c[i]
 			for dir := range 2 {
 				fs := sl.flushStart[dir].Load()
-				if fs == 0 || now-fs < floodGrace {
+				if fs == 0 {
 					continue
 				}
 				s := sl.sess.Load()
 				if s == nil || s.state.Load() == sessFinished {
 					continue
 				}
+				if fs != sl.seenFlush[dir] {
+					// A flush began since the last look: the receiver
+					// took the previous one.
+					sl.seenFlush[dir], sl.progressAt[dir], sl.seenAcked[dir] = fs, now, 0
+				}
 				d := &s.c2b
 				if Direction(dir) == BackendToClient {
 					d = &s.b2c
 				}
 				buffered := sl.inflight[dir].Load() + int64(d.src.conn.Reader().Len())
-				if now-fs < stallGrace && buffered <= floodFactor*l.cfg.MaxBufferedBytes {
-					continue
-				}
-				if buffered > l.cfg.MaxBufferedBytes {
-					s.slowConsumer(Direction(dir), false)
+				if buffered > floodFactor*limit {
+					if s.aborting() {
+						if !d.src.readStopped.Load() {
+							// Its Close could not get through in
+							// time, so its input still grows.
+							s.finish()
+						}
+					} else {
+						s.slowConsumer(Direction(dir), false)
+					}
 					continue
 				}
 				total += buffered
 				stalled = append(stalled, stalledDir{s, Direction(dir), buffered})
+				if buffered <= limit || s.aborting() {
+					continue
+				}
+				if acked, ok := bytesAcked(d.dst.conn); ok {
+					if acked != sl.seenAcked[dir] && sl.seenAcked[dir] != 0 {
+						sl.progressAt[dir] = now
+					}
+					sl.seenAcked[dir] = acked
+				}
+				if now-sl.progressAt[dir] >= stallGrace {
+					s.slowConsumer(Direction(dir), false)
+				}
 			}
 		}
 	}
@@ -122,8 +147,10 @@ func (s *Session) slowConsumer(dir Direction, overTotal bool) {
 	} else {
 		s.loop.stats.SlowConsumerCloses.Add(1)
 	}
-	stopReading(d.src.conn)
 	s.loop.log.Warn("slow consumer", "side", d.dst.side.String(), "cause", cause.String())
+	// The sending side is read no more once its Close is out, so its
+	// backlog cannot grow while the other side's Close waits.
+	d.src.stopAfterClose.Store(true)
 	if dir == BackendToClient {
 		s.abort(cause, 1008, 1001)
 	} else {

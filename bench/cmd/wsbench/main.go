@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wsgate/wsgate/bench/runner"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	o := runner.DefaultOptions()
+	targets := flag.String("targets", "", `comma-separated targets: direct, wsgate (default "direct", plus "wsgate" when -wsgate is set)`)
+	scenarios := flag.String("scenarios", strings.Join(o.Scenarios, ","), "comma-separated scenarios: throughput, idle")
+	flag.StringVar(&o.Wsgate, "wsgate", "", "path of the wsgate binary (enables target wsgate)")
+	flag.StringVar(&o.WsgateArgs, "wsgate-args", o.WsgateArgs, "wsgate's arguments; {config} is replaced by the generated config's path")
+	flag.StringVar(&o.Wsecho, "wsecho", "", "path of the wsecho binary (default: next to wsbench, else built)")
+	flag.StringVar(&o.Wsload, "wsload", "", "path of the wsload binary (default: next to wsbench, else built)")
+	flag.StringVar(&o.Backend, "backend", o.Backend, "wsecho's listen address")
+	flag.StringVar(&o.Listen, "listen", o.Listen, "wsgate's WebSocket listen address")
+	flag.StringVar(&o.Admin, "admin", o.Admin, "wsgate's admin address")
+	flag.IntVar(&o.Conns, "c", o.Conns, "throughput: sessions")
+	flag.IntVar(&o.InFlight, "k", o.InFlight, "throughput: messages in flight per session")
+	flag.IntVar(&o.Size, "s", o.Size, "throughput: message size in bytes")
+	flag.DurationVar(&o.Duration, "d", o.Duration, "throughput: measured duration")
+	flag.DurationVar(&o.Warmup, "warmup", o.Warmup, "throughput: warm-up before the measured window")
+	flag.IntVar(&o.Idle, "n", o.Idle, "idle: sessions")
+	flag.DurationVar(&o.Hold, "hold", o.Hold, "idle: hold time")
+	flag.BoolVar(&o.Pin, "pin", o.Pin, "pin processes to CPUs with taskset when available")
+	flag.DurationVar(&o.QuietWait, "quiet-wait", 0, "before each run, wait up to this long for the machine to be idle (shared machines)")
+	out := flag.String("out", "", "directory for results.json and the processes' logs")
+	flag.Parse()
+
+	if *targets == "" {
+		*targets = "direct"
+		if o.Wsgate != "" {
+			*targets += ",wsgate"
+		}
+	}
+	o.Targets = splitList(*targets)
+	o.Scenarios = splitList(*scenarios)
+	o.Progress = os.Stderr
+
+	var err error
+	if *out != "" {
+		o.WorkDir = filepath.Join(*out, "logs")
+		err = os.MkdirAll(o.WorkDir, 0o755)
+	} else {
+		o.WorkDir, err = os.MkdirTemp("", "wsbench-")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wsbench:", err)
+		return 1
+	}
+	if err := findBinaries(&o); err != nil {
+		fmt.Fprintln(os.Stderr, "wsbench:", err)
+		return 1
+	}
+	r, err := runner.New(o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wsbench:", err)
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	started := time.Now()
+	runs := r.Execute(ctx)
+
+	host := runner.ThisHost()
+	var md bytes.Buffer
+	runner.Markdown(&md, o, host, r.Pinned(), runs)
+	os.Stdout.Write(md.Bytes())
+
+	failed := ctx.Err() != nil
+	for _, run := range runs {
+		if run.Error != "" {
+			failed = true
+		}
+	}
+	if *out != "" {
+		rep := runner.Report{Started: started, Host: host, Options: o, Runs: runs, Markdown: md.String()}
+		path, err := rep.WriteJSON(*out)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "wsbench:", err)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "wsbench: wrote %s (logs in %s)\n", path, o.WorkDir)
+	} else if failed {
+		fmt.Fprintf(os.Stderr, "wsbench: logs kept in %s\n", o.WorkDir)
+	} else {
+		os.RemoveAll(o.WorkDir)
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func splitList(s string) []string {
+	var list []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			list = append(list, v)
+		}
+	}
+	return list
+}
+
+// findBinaries fills in wsecho and wsload: next to this executable, else
+// built with go build.
+func findBinaries(o *runner.Options) error {
+	if o.Wsecho != "" && o.Wsload != "" {
+		return nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		dir := filepath.Dir(exe)
+		for _, b := range []struct {
+			path *string
+			name string
+		}{{&o.Wsecho, "wsecho"}, {&o.Wsload, "wsload"}} {
+			if p := filepath.Join(dir, b.name); *b.path == "" && isFile(p) {
+				*b.path = p
+			}
+		}
+	}
+	if o.Wsecho != "" && o.Wsload != "" {
+		return nil
+	}
+	bin := filepath.Join(o.WorkDir, "bin")
+	fmt.Fprintf(os.Stderr, "wsbench: building wsecho and wsload into %s\n", bin)
+	cmd := exec.Command("go", "build", "-o", bin+string(filepath.Separator),
+		"github.com/wsgate/wsgate/bench/cmd/wsecho", "github.com/wsgate/wsgate/bench/cmd/wsload")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("building wsecho and wsload (run from the wsgate module, or pass -wsecho and -wsload): %w", err)
+	}
+	if o.Wsecho == "" {
+		o.Wsecho = filepath.Join(bin, "wsecho")
+	}
+	if o.Wsload == "" {
+		o.Wsload = filepath.Join(bin, "wsload")
+	}
+	return nil
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
