@@ -37,12 +37,15 @@
 // netpoll cannot stop reading a socket, so a peer that does not read lets
 // the other side's input grow without limit. A direction publishes, while it
 // is blocked in a Flush, when the flush started and how many bytes it holds;
-// the sweeper (sweeper.go) adds the bytes still queued on the input and
-// closes a session whose backlog in one direction passes MaxBufferedBytes
-// (Close 1008 to the side that does not read, 1001 to the other), and the
-// largest backlogs first when the sum passes MaxBufferedTotal. Reading from
-// the flooding side is shut down at once (shutdown(2) SHUT_RD), which makes
-// netpoll detach it, so memory stops growing within one sweep.
+// the sweeper (sweeper.go) adds the bytes still queued on the input. A
+// backlog over MaxBufferedBytes whose receiver acknowledges nothing (TCP
+// bytes_acked) for stallGrace, or any backlog over floodFactor times it, is
+// a slow consumer: Close 1008 to the side that does not keep up, 1001 to the
+// sender, after which the sender's socket is shut for reading (shutdown(2)
+// SHUT_RD: netpoll then sees end of input and detaches it), so memory stops
+// growing. When the sum of backlogs passes MaxBufferedTotal the largest go
+// first. Real TCP backpressure would need netpoll to stop polling a socket
+// for input, which its public API cannot do.
 //
 // # Closing at frame boundaries
 //

@@ -65,6 +65,10 @@ func newRelayFixture(t *testing.T) *relayFixture {
 	s.initPeers()
 	s.refs.Store(2)
 	s.slot = l.reg.add(s)
+	// As in a real session, a closing connection waits for a write in
+	// progress before netpoll frees its buffers.
+	s.client.conn.AddCloseCallback(func(netpoll.Connection) error { s.client.onClosed(); return nil })
+	s.backend.conn.AddCloseCallback(func(netpoll.Connection) error { s.backend.onClosed(); return nil })
 	f.s = s
 	t.Cleanup(func() {
 		s.client.conn.Close()

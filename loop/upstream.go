@@ -3,6 +3,7 @@ package loop
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,12 @@ const (
 // handshake can read the backend's response where it is. A hang-up is
 // still noticed, through OnDisconnect.
 type Upstream struct {
+	// mu orders the handshake's writes before netpoll frees the
+	// connection's buffers: the close callback takes it, and netpoll runs
+	// its own finalizer after the callbacks wsgate adds.
+	mu     sync.Mutex
+	closed bool // under mu
+
 	conn    netpoll.Connection
 	addr    string
 	state   atomic.Int32
@@ -51,7 +58,7 @@ func (l *Loop) Dial(ctx context.Context, addr string, timeout time.Duration) (*U
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	u := &Upstream{conn: conn, addr: addr}
-	conn.AddCloseCallback(u.closed)
+	conn.AddCloseCallback(u.onClosed)
 	if ds, ok := conn.(onDisconnectSetter); ok {
 		ds.SetOnDisconnect(u.onDisconnect)
 	}
@@ -121,7 +128,28 @@ func (u *Upstream) onDisconnect(context.Context, netpoll.Connection) {
 	}
 }
 
-func (u *Upstream) closed(netpoll.Connection) error {
+// Send writes p to the backend and flushes it, unless the connection has
+// closed. The handshake uses it while it owns the upstream.
+func (u *Upstream) Send(p []byte) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return fmt.Errorf("write to %s: connection closed", u.addr)
+	}
+	w := u.conn.Writer()
+	if _, err := w.WriteBinary(p); err != nil {
+		return fmt.Errorf("write to %s: %w", u.addr, err)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write to %s: %w", u.addr, err)
+	}
+	return nil
+}
+
+func (u *Upstream) onClosed(netpoll.Connection) error {
+	u.mu.Lock()
+	u.closed = true
+	u.mu.Unlock()
 	if s := u.sess.Load(); s != nil && u.state.Load() == upRelay {
 		s.backend.onClosed()
 		return nil

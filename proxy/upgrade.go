@@ -150,9 +150,7 @@ func (s *Server) readRequestHead(conn netpoll.Connection) (head []byte, reason s
 func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, up *loop.Upstream, request, key []byte, start time.Time) (done bool, err error) {
 	uc := up.Conn()
 	uc.SetReadDeadline(c.Deadline())
-	w := uc.Writer()
-	w.WriteBinary(request)
-	if err := w.Flush(); err != nil {
+	if err := up.Send(request); err != nil {
 		up.Close()
 		return false, err
 	}
