@@ -22,6 +22,9 @@ const (
 	// at once. It is what bounds memory against a fast sender and a
 	// receiver that reads, but too slowly.
 	floodFactor = 16
+	// closeGrace is how long the sender of a flood gets for its Close to
+	// go out before the session is cut.
+	closeGrace = int64(200 * time.Millisecond)
 	// timerEvery makes the idle, ping and closing-deadline checks run every
 	// timerEvery ticks: they are measured in seconds.
 	timerEvery = 10
@@ -88,9 +91,10 @@ func (l *Loop) checkBacklogs(stalled []stalledDir) []stalledDir {
 				buffered := sl.inflight[dir].Load() + int64(d.src.conn.Reader().Len())
 				if buffered > floodFactor*limit {
 					if s.aborting() {
-						if !d.src.readStopped.Load() {
-							// Its Close could not get through in
-							// time, so its input still grows.
+						closingFor := now - (s.closeDeadline.Load() - int64(l.cfg.CloseTimeout))
+						if !d.src.readStopped.Load() && closingFor > closeGrace {
+							// The sender's Close did not get out, so
+							// its input still grows: cut.
 							s.finish()
 						}
 					} else {
