@@ -38,6 +38,7 @@ var causeNames = [...]string{
 	"client_message_too_big", "backend_message_too_big", "client_lost",
 	"backend_lost", "idle_timeout", "ping_timeout", "slow_client",
 	"slow_backend", "buffered_total", "shutdown", "close_timeout",
+	"drain", "rebalance", "backend_removed",
 }
 
 func (c Cause) String() string {
@@ -162,6 +163,17 @@ func (s *Session) abort(c Cause, toClient, toBackend ws.StatusCode) {
 	}
 	s.maybeFinish()
 }
+
+// Close closes the session from wsgate's side with the given close codes
+// (0: none to that side), each at a frame boundary, and waits for the
+// closing handshakes as for any other close. It is how drains and
+// rebalancing end sessions.
+func (s *Session) Close(c Cause, toClient, toBackend int) {
+	s.abort(c, ws.StatusCode(toClient), ws.StatusCode(toBackend))
+}
+
+// Done reports whether the session has started to close.
+func (s *Session) Done() bool { return s.aborting() || s.Cause() != CauseNone }
 
 // ping sends a keepalive Ping to the client.
 func (s *Session) ping() {

@@ -29,14 +29,16 @@ var failReasons = []string{failBadRequest, failVersion, failHeaderTooLarge, fail
 type metrics struct {
 	reg *prometheus.Registry
 
-	accepted   prometheus.Counter
-	upgraded   prometheus.Counter
-	failed     *prometheus.CounterVec
-	closed     *prometheus.CounterVec
-	handshake  prometheus.Histogram
-	dials      *prometheus.CounterVec
-	poolHits   *prometheus.CounterVec
-	poolMisses *prometheus.CounterVec
+	accepted        prometheus.Counter
+	upgraded        prometheus.Counter
+	failed          *prometheus.CounterVec
+	closed          *prometheus.CounterVec
+	handshake       prometheus.Histogram
+	dials           *prometheus.CounterVec
+	poolHits        *prometheus.CounterVec
+	poolMisses      *prometheus.CounterVec
+	drains          *prometheus.CounterVec
+	backendUpgrades *prometheus.CounterVec
 }
 
 func newMetrics(st *loop.Stats) *metrics {
@@ -60,6 +62,9 @@ func newMetrics(st *loop.Stats) *metrics {
 	m.dials = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsgate_upstream_dials_total", Help: "TCP dials to backends, by pool and result."}, []string{"pool", "result"})
 	m.poolHits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsgate_pool_hits_total", Help: "Sessions that took a warm upstream connection."}, []string{"pool"})
 	m.poolMisses = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsgate_pool_misses_total", Help: "Sessions that had to dial because no warm connection was ready."}, []string{"pool"})
+	m.drains = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsgate_backend_drains_total", Help: "Drains of a backend (admin API, config, or removal by reload)."}, []string{"pool", "backend"})
+	m.backendUpgrades = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsgate_backend_upgrades_total", Help: "Upgrade attempts sent to a backend, by result."}, []string{"pool", "backend", "result"})
+	m.reg.MustRegister(m.drains, m.backendUpgrades)
 	for _, r := range failReasons {
 		m.failed.WithLabelValues(r)
 	}
@@ -86,4 +91,48 @@ func newMetrics(st *loop.Stats) *metrics {
 		)
 	}
 	return m
+}
+
+// backendCollector reports per-backend state at scrape time from the
+// current routing, so backends added or removed by a reload appear and
+// disappear without bookkeeping.
+type backendCollector struct {
+	s                          *Server
+	active, up, draining, warm *prometheus.Desc
+}
+
+func newBackendCollector(s *Server) *backendCollector {
+	l := []string{"pool", "backend"}
+	return &backendCollector{
+		s:        s,
+		active:   prometheus.NewDesc("wsgate_backend_sessions_active", "Sessions in relay on a backend.", l, nil),
+		up:       prometheus.NewDesc("wsgate_backend_up", "1 when a backend may take new sessions (healthy, not ejected, not draining).", l, nil),
+		draining: prometheus.NewDesc("wsgate_backend_draining", "1 while a backend is draining.", l, nil),
+		warm:     prometheus.NewDesc("wsgate_backend_warm_connections", "Pre-dialed connections ready for new sessions.", l, nil),
+	}
+}
+
+func (c *backendCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.active
+	ch <- c.up
+	ch <- c.draining
+	ch <- c.warm
+}
+
+func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.s.routing.Load().pools {
+		for _, b := range p.backends {
+			ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(b.active.Load()), p.name, b.addr)
+			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, boolf(b.available()), p.name, b.addr)
+			ch <- prometheus.MustNewConstMetric(c.draining, prometheus.GaugeValue, boolf(b.draining.Load()), p.name, b.addr)
+			ch <- prometheus.MustNewConstMetric(c.warm, prometheus.GaugeValue, float64(b.warmCount()), p.name, b.addr)
+		}
+	}
+}
+
+func boolf(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
 }

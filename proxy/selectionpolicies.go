@@ -21,8 +21,9 @@ func (rr *roundRobin) pick(bs []*backend) int {
 	}
 	total, best := 0, 0
 	for i, b := range bs {
-		rr.credit[i] += b.weight
-		total += b.weight
+		w := int(b.weight.Load())
+		rr.credit[i] += w
+		total += w
 		if rr.credit[i] > rr.credit[best] {
 			best = i
 		}

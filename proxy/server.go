@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate/loop"
@@ -21,12 +22,12 @@ const netpollBufferSize = 512
 
 // Server is one running wsgate: its reactor, listener, pools and admin API.
 type Server struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	loop   *loop.Loop
-	router *router
-	pools  []*pool
-	m      *metrics
+	cfg      atomic.Pointer[config.Config]
+	log      *slog.Logger
+	loop     *loop.Loop
+	routing  atomic.Pointer[routing]
+	m        *metrics
+	reloadMu sync.Mutex // one reload at a time
 
 	ln      *loop.Listener
 	admin   *http.Server
@@ -55,13 +56,32 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, loop: l, stopping: make(chan struct{})}
+	s := &Server{log: log, loop: l, stopping: make(chan struct{})}
+	s.cfg.Store(cfg)
 	s.m = newMetrics(l.Stats())
-	byName := make(map[string]*pool, len(cfg.Pools))
+	s.routing.Store(s.buildRouting(cfg, nil))
+	s.m.reg.MustRegister(newBackendCollector(s))
+	return s, nil
+}
+
+// routing is what a handshake consults: routes and pools. It is replaced
+// whole by a reload, so a handshake sees one configuration throughout.
+type routing struct {
+	router *router
+	pools  []*pool
+	byName map[string]*pool
+}
+
+func (s *Server) buildRouting(cfg *config.Config, old *routing) *routing {
+	rt := &routing{byName: make(map[string]*pool, len(cfg.Pools))}
 	for _, pc := range cfg.Pools {
-		p := newPool(s, pc)
-		s.pools = append(s.pools, p)
-		byName[p.name] = p
+		var prev *pool
+		if old != nil {
+			prev = old.byName[pc.Name]
+		}
+		p := newPool(s, pc, prev)
+		rt.pools = append(rt.pools, p)
+		rt.byName[p.name] = p
 		// Series exist from the start, so a dashboard sees zeros rather
 		// than gaps.
 		s.m.poolHits.WithLabelValues(p.name)
@@ -70,25 +90,26 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			s.m.dials.WithLabelValues(p.name, r)
 		}
 	}
-	s.router = newRouter(cfg.Routes, byName)
-	return s, nil
+	rt.router = newRouter(cfg.Routes, rt.byName)
+	return rt
 }
 
 // Start opens the listeners and begins filling the warm pools.
 func (s *Server) Start() error {
-	ln, err := s.loop.Listen(s.cfg.Server.Listen, s)
+	cfg := s.cfg.Load()
+	ln, err := s.loop.Listen(cfg.Server.Listen, s)
 	if err != nil {
 		return err
 	}
 	s.ln = ln
-	if a := s.cfg.Server.AdminListen; a != "" && a != "off" {
+	if a := cfg.Server.AdminListen; a != "" && a != "off" {
 		if err := s.startAdmin(a); err != nil {
 			s.loop.Shutdown(context.Background())
 			s.loop.Close()
 			return err
 		}
 	}
-	for _, p := range s.pools {
+	for _, p := range s.routing.Load().pools {
 		for _, b := range p.backends {
 			b.refill()
 		}
@@ -119,7 +140,7 @@ func (s *Server) Ready() bool {
 		return false
 	default:
 	}
-	for _, p := range s.pools {
+	for _, p := range s.routing.Load().pools {
 		for _, b := range p.backends {
 			if !b.ready() {
 				return false
@@ -135,7 +156,7 @@ func (s *Server) Ready() bool {
 func (s *Server) Shutdown(ctx context.Context) int {
 	s.stopOnce.Do(func() { close(s.stopping) })
 	cut := s.loop.Shutdown(ctx)
-	for _, p := range s.pools {
+	for _, p := range s.routing.Load().pools {
 		for _, b := range p.backends {
 			b.close()
 		}
@@ -151,7 +172,7 @@ func (s *Server) Shutdown(ctx context.Context) int {
 
 // dial opens a connection to b, counting the result.
 func (s *Server) dial(ctx context.Context, b *backend) (*loop.Upstream, error) {
-	u, err := s.loop.Dial(ctx, b.addr, b.pool.dialTimeout)
+	u, err := s.loop.Dial(ctx, b.addr, b.pool.Load().dialTimeout)
 	result := "ok"
 	if err != nil {
 		result = "error"
@@ -159,9 +180,10 @@ func (s *Server) dial(ctx context.Context, b *backend) (*loop.Upstream, error) {
 			result = "timeout"
 		}
 	}
-	s.m.dials.WithLabelValues(b.pool.name, result).Inc()
+	p := b.pool.Load()
+	s.m.dials.WithLabelValues(p.name, result).Inc()
 	if err != nil {
-		return nil, fmt.Errorf("pool %s: %w", b.pool.name, err)
+		return nil, fmt.Errorf("pool %s: %w", p.name, err)
 	}
 	return u, nil
 }

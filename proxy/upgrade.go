@@ -47,7 +47,7 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 		}
 		return
 	}
-	p := s.router.match(req.Hostname(), req.Path)
+	p := s.routing.Load().router.match(req.Hostname(), req.Path)
 	if p == nil {
 		s.refuse(c, 404, "no route for host and path", failNoRoute)
 		return
@@ -72,11 +72,16 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 	defer cancel()
 	first := p.rr.pick(p.backends)
 	var lastErr error
+	tried := 0
 	for i := range p.backends {
 		if ctx.Err() != nil {
 			break
 		}
 		b := p.backends[(first+i)%len(p.backends)]
+		if !b.available() {
+			continue
+		}
+		tried++
 		up := b.take()
 		if up != nil {
 			s.m.poolHits.WithLabelValues(p.name).Inc()
@@ -85,6 +90,7 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 			var err error
 			if up, err = s.dial(ctx, b); err != nil {
 				lastErr = err
+				s.m.backendUpgrades.WithLabelValues(p.name, b.addr, "dial_error").Inc()
 				s.log.Warn("backend unavailable", "pool", p.name, "backend", b.addr, "err", err)
 				continue
 			}
@@ -99,7 +105,12 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 			return
 		}
 		lastErr = err
+		s.m.backendUpgrades.WithLabelValues(p.name, b.addr, "error").Inc()
 		s.log.Warn("backend failed during handshake", "pool", p.name, "backend", b.addr, "err", err)
+	}
+	if tried == 0 {
+		s.refuse(c, 503, "no backend available", failNoBackend, slog.String("pool", p.name))
+		return
 	}
 	if errors.Is(lastErr, errClientGone) {
 		s.m.failed.WithLabelValues(failClientGone).Inc()
@@ -118,7 +129,7 @@ var errClientGone = errors.New("client closed the connection")
 // readRequestHead waits for a complete request head within the deadline and
 // the size limit. On failure it returns the status to answer.
 func (s *Server) readRequestHead(conn netpoll.Connection) (head []byte, reason string, status int) {
-	limit := s.cfg.Server.MaxHeaderBytes
+	limit := s.cfg.Load().Server.MaxHeaderBytes
 	r := conn.Reader()
 	for {
 		n := r.Len()
@@ -190,6 +201,7 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, up *loop.Upst
 	ur.Skip(len(head))
 	ur.Release()
 	if resp.Status != 101 {
+		s.m.backendUpgrades.WithLabelValues(p.name, b.addr, "refused").Inc()
 		s.relayBody(c, up, &resp)
 		s.m.failed.WithLabelValues(failBackendRejected).Inc()
 		s.log.Debug("backend refused upgrade", "pool", p.name, "backend", b.addr, "status", resp.Status)
@@ -197,14 +209,21 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, up *loop.Upst
 	}
 	uc.SetReadDeadline(time.Time{})
 	client := c.RemoteAddr().String()
-	_, err = c.Upgrade(up, loop.SessionParams{
+	t := &trackedSession{}
+	b.active.Add(1)
+	sess, err := c.Upgrade(up, loop.SessionParams{
 		Deflate: resp.Deflate,
-		OnEnd:   s.sessionEnded,
-		Attrs:   []slog.Attr{slog.String("pool", p.name), slog.String("backend", b.addr), slog.String("client", client)},
+		OnEnd: func(r loop.EndReport) {
+			b.untrack(t)
+			s.sessionEnded(r)
+		},
+		Attrs: []slog.Attr{slog.String("pool", p.name), slog.String("backend", b.addr), slog.String("client", client)},
 	})
 	if err != nil {
 		return true, nil
 	}
+	b.track(t, sess)
+	s.m.backendUpgrades.WithLabelValues(p.name, b.addr, "upgraded").Inc()
 	s.m.upgraded.Inc()
 	s.m.handshake.Observe(time.Since(start).Seconds())
 	return true, nil

@@ -2,19 +2,24 @@ package proxy
 
 import (
 	"context"
-	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate/loop"
 	"github.com/wsgate/wsgate/proxy/config"
 )
 
-// pool is a named set of backends that routes send sessions to.
+// pool is a named set of backends that routes send sessions to. A pool is
+// immutable once built: a reload builds a new one, reusing the backend
+// objects whose address stays, so their warm connections and sessions
+// carry over.
 type pool struct {
 	name        string
 	backends    []*backend
 	dialTimeout time.Duration
+	preconnect  int
+	drainPeriod time.Duration
 	rr          roundRobin
 }
 
@@ -22,10 +27,19 @@ type pool struct {
 // connections that a new session takes instead of paying a dial (across
 // clouds, the dial is most of the handshake's latency).
 type backend struct {
-	addr   string
-	weight int
-	pool   *pool
-	srv    *Server
+	addr string
+	srv  *Server
+	pool atomic.Pointer[pool] // the pool it serves now (replaced on reload)
+
+	weight   atomic.Int64
+	draining atomic.Bool
+	removed  atomic.Bool // left the configuration; never picked again
+	active   atomic.Int64
+
+	// sessions are the backend's live sessions, for drains and reloads.
+	smu      sync.Mutex
+	sessions map[*trackedSession]struct{}
+	drainGen int // bumped by every drain and undrain, to stop a stale spread
 
 	mu        sync.Mutex
 	warm      []*loop.Upstream
@@ -36,16 +50,41 @@ type backend struct {
 	closed    bool
 }
 
-func newPool(srv *Server, pc config.Pool) *pool {
-	p := &pool{name: pc.Name, dialTimeout: pc.DialTimeout}
+// newPool builds a pool from its configuration, taking over the backends
+// of old (the same pool before a reload, may be nil) whose address stays.
+func newPool(srv *Server, pc config.Pool, old *pool) *pool {
+	drainPeriod := 30 * time.Second
+	p := &pool{name: pc.Name, dialTimeout: pc.DialTimeout, preconnect: pc.Preconnect, drainPeriod: drainPeriod}
 	for _, bc := range pc.Backends {
+		var b *backend
+		if old != nil {
+			for _, ob := range old.backends {
+				if ob.addr == bc.Address {
+					b = ob
+					break
+				}
+			}
+		}
+		if b == nil {
+			b = &backend{addr: bc.Address, srv: srv, sessions: make(map[*trackedSession]struct{})}
+		}
 		w := bc.Weight
 		if w <= 0 {
 			w = 100
 		}
-		p.backends = append(p.backends, &backend{addr: bc.Address, weight: w, pool: p, srv: srv, target: pc.Preconnect})
+		b.weight.Store(int64(w))
+		b.mu.Lock()
+		b.target = pc.Preconnect
+		b.mu.Unlock()
+		b.pool.Store(p)
+		p.backends = append(p.backends, b)
 	}
 	return p
+}
+
+// available reports whether the backend may take a new session.
+func (b *backend) available() bool {
+	return !b.draining.Load() && !b.removed.Load()
 }
 
 // take returns a claimed warm connection, or nil when none is ready.
@@ -104,7 +143,7 @@ func (b *backend) refillLoop() {
 			if closed {
 				return
 			}
-			b.srv.log.Debug("warm dial failed", "pool", b.pool.name, "backend", b.addr, "err", err)
+			b.srv.log.Debug("warm dial failed", "pool", b.pool.Load().name, "backend", b.addr, "err", err)
 			select {
 			case <-time.After(backoff):
 			case <-b.srv.stopping:
@@ -169,5 +208,3 @@ func (b *backend) close() {
 		u.Close()
 	}
 }
-
-func (p *pool) logAttrs() slog.Attr { return slog.String("pool", p.name) }
