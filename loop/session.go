@@ -31,6 +31,9 @@ const (
 	CauseBufferedTotal         // the sum of all backlogs passed max_buffered_total
 	CauseShutdown              // wsgate is stopping
 	CauseCloseTimeout          // a closing handshake did not finish within close_timeout
+	CauseDrain                 // its backend is being drained
+	CauseRebalance             // moved off an overloaded backend
+	CauseBackendRemoved        // its backend left the configuration
 )
 
 var causeNames = [...]string{

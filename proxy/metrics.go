@@ -38,6 +38,8 @@ type metrics struct {
 	poolHits        *prometheus.CounterVec
 	poolMisses      *prometheus.CounterVec
 	drains          *prometheus.CounterVec
+	ejections       *prometheus.CounterVec
+	checks          *prometheus.HistogramVec
 	backendUpgrades *prometheus.CounterVec
 }
 
@@ -64,7 +66,13 @@ func newMetrics(st *loop.Stats) *metrics {
 	m.poolMisses = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsgate_pool_misses_total", Help: "Sessions that had to dial because no warm connection was ready."}, []string{"pool"})
 	m.drains = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsgate_backend_drains_total", Help: "Drains of a backend (admin API, config, or removal by reload)."}, []string{"pool", "backend"})
 	m.backendUpgrades = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsgate_backend_upgrades_total", Help: "Upgrade attempts sent to a backend, by result."}, []string{"pool", "backend", "result"})
-	m.reg.MustRegister(m.drains, m.backendUpgrades)
+	m.ejections = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsgate_backend_ejections_total", Help: "Passive health ejections of a backend."}, []string{"pool", "backend"})
+	m.checks = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "wsgate_health_check_duration_seconds",
+		Help:    "Active health check latency, by result.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 3, 9),
+	}, []string{"pool", "backend", "result"})
+	m.reg.MustRegister(m.drains, m.backendUpgrades, m.ejections, m.checks)
 	for _, r := range failReasons {
 		m.failed.WithLabelValues(r)
 	}

@@ -28,6 +28,7 @@ type Server struct {
 	routing  atomic.Pointer[routing]
 	m        *metrics
 	reloadMu sync.Mutex // one reload at a time
+	checkers checkers
 
 	ln      *loop.Listener
 	admin   *http.Server
@@ -59,6 +60,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{log: log, loop: l, stopping: make(chan struct{})}
 	s.cfg.Store(cfg)
 	s.m = newMetrics(l.Stats())
+	s.checkers.srv = s
 	s.routing.Store(s.buildRouting(cfg, nil))
 	s.m.reg.MustRegister(newBackendCollector(s))
 	return s, nil
@@ -79,7 +81,7 @@ func (s *Server) buildRouting(cfg *config.Config, old *routing) *routing {
 		if old != nil {
 			prev = old.byName[pc.Name]
 		}
-		p := newPool(s, pc, prev)
+		p := newPool(s, cfg.Node, pc, prev)
 		rt.pools = append(rt.pools, p)
 		rt.byName[p.name] = p
 		// Series exist from the start, so a dashboard sees zeros rather
@@ -109,11 +111,14 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
-	for _, p := range s.routing.Load().pools {
+	rt := s.routing.Load()
+	for _, p := range rt.pools {
 		for _, b := range p.backends {
 			b.refill()
 		}
 	}
+	s.applyDrains(rt, nil)
+	s.checkers.sync(rt)
 	s.log.Info("wsgate listening", "addr", ln.Addr().String(), "admin", s.AdminAddr())
 	return nil
 }
@@ -155,6 +160,7 @@ func (s *Server) Ready() bool {
 // had to be cut.
 func (s *Server) Shutdown(ctx context.Context) int {
 	s.stopOnce.Do(func() { close(s.stopping) })
+	s.checkers.stop()
 	cut := s.loop.Shutdown(ctx)
 	for _, p := range s.routing.Load().pools {
 		for _, b := range p.backends {

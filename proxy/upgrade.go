@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/wsgate/wsgate/loop"
+	"github.com/wsgate/wsgate/proxy/balance"
 	"github.com/wsgate/wsgate/proxy/handshake"
 )
 
@@ -59,6 +60,8 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 
 	// Everything the rest needs from the request is copied out of the
 	// client's input, which is then released.
+	var keyBuf [128]byte
+	stickKey := stickyKey(keyBuf[:0], p, &req, conn.RemoteAddr())
 	var key [24]byte
 	copy(key[:], req.Key)
 	out := bytebufferpool.Get()
@@ -70,18 +73,32 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 
 	ctx, cancel := context.WithDeadline(context.Background(), c.Deadline())
 	defer cancel()
-	first := p.rr.pick(p.backends)
 	var lastErr error
 	tried := 0
-	for i := range p.backends {
+	var excluded [8]*balance.Backend
+	exclude := func(bb *balance.Backend) bool {
+		for _, x := range excluded[:min(tried, len(excluded))] {
+			if x == bb {
+				return true
+			}
+		}
+		return false
+	}
+	for tried < len(p.backends) && tried < len(excluded) {
 		if ctx.Err() != nil {
 			break
 		}
-		b := p.backends[(first+i)%len(p.backends)]
-		if !b.available() {
+		bb := p.bal.Pick(stickKey, exclude)
+		if bb == nil {
+			break
+		}
+		excluded[tried] = bb
+		tried++
+		b := p.byAddr[bb.Addr]
+		if b == nil || !b.available() {
 			continue
 		}
-		tried++
+		bb.Acquire()
 		up := b.take()
 		if up != nil {
 			s.m.poolHits.WithLabelValues(p.name).Inc()
@@ -89,22 +106,27 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 			s.m.poolMisses.WithLabelValues(p.name).Inc()
 			var err error
 			if up, err = s.dial(ctx, b); err != nil {
+				bb.Release()
 				lastErr = err
+				b.failed(p)
 				s.m.backendUpgrades.WithLabelValues(p.name, b.addr, "dial_error").Inc()
 				s.log.Warn("backend unavailable", "pool", p.name, "backend", b.addr, "err", err)
 				continue
 			}
 			if !up.Claim() {
+				bb.Release()
 				up.Close()
 				lastErr = errors.New("backend closed the connection at once")
 				continue
 			}
 		}
-		done, err := s.exchange(c, p, b, up, out.B, key[:], start)
+		done, err := s.exchange(c, p, b, bb, up, out.B, key[:], start)
 		if done {
 			return
 		}
+		bb.Release()
 		lastErr = err
+		b.failed(p)
 		s.m.backendUpgrades.WithLabelValues(p.name, b.addr, "error").Inc()
 		s.log.Warn("backend failed during handshake", "pool", p.name, "backend", b.addr, "err", err)
 	}
@@ -158,7 +180,7 @@ func (s *Server) readRequestHead(conn netpoll.Connection) (head []byte, reason s
 // exchange sends the request to one backend and relays its answer. done is
 // false when the backend failed before answering anything, so that the
 // next backend can be tried.
-func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, up *loop.Upstream, request, key []byte, start time.Time) (done bool, err error) {
+func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, bb *balance.Backend, up *loop.Upstream, request, key []byte, start time.Time) (done bool, err error) {
 	uc := up.Conn()
 	uc.SetReadDeadline(c.Deadline())
 	if err := up.Send(request); err != nil {
@@ -180,6 +202,8 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, up *loop.Upst
 		head, _ = ur.Peek(n)
 		if perr := handshake.ParseResponse(head, key, &resp); perr != nil {
 			up.Close()
+			bb.Release()
+			b.failed(p)
 			s.refuse(c, 502, "invalid answer from backend", failBadResponse,
 				slog.String("pool", p.name), slog.String("backend", b.addr), slog.String("err", perr.Error()))
 			return true, nil
@@ -195,12 +219,17 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, up *loop.Upst
 	cw.WriteBinary(head)
 	if err := cw.Flush(); err != nil {
 		up.Close()
+		bb.Release()
 		s.m.failed.WithLabelValues(failClientGone).Inc()
 		return true, nil
 	}
 	ur.Skip(len(head))
 	ur.Release()
 	if resp.Status != 101 {
+		bb.Release()
+		if resp.Status >= 500 {
+			b.failed(p)
+		}
 		s.m.backendUpgrades.WithLabelValues(p.name, b.addr, "refused").Inc()
 		s.relayBody(c, up, &resp)
 		s.m.failed.WithLabelValues(failBackendRejected).Inc()
@@ -214,6 +243,7 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, up *loop.Upst
 	sess, err := c.Upgrade(up, loop.SessionParams{
 		Deflate: resp.Deflate,
 		OnEnd: func(r loop.EndReport) {
+			bb.Release()
 			b.untrack(t)
 			s.sessionEnded(r)
 		},
@@ -223,6 +253,7 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, up *loop.Upst
 		return true, nil
 	}
 	b.track(t, sess)
+	b.succeeded()
 	s.m.backendUpgrades.WithLabelValues(p.name, b.addr, "upgraded").Inc()
 	s.m.upgraded.Inc()
 	s.m.handshake.Observe(time.Since(start).Seconds())

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/loop"
+	"github.com/wsgate/wsgate/proxy/balance"
 	"github.com/wsgate/wsgate/proxy/config"
 )
 
@@ -16,11 +17,14 @@ import (
 // carry over.
 type pool struct {
 	name        string
+	cfg         config.Pool
 	backends    []*backend
+	byAddr      map[string]*backend
+	bal         *balance.Balancer
+	hashSource  string
+	hashName    string
 	dialTimeout time.Duration
-	preconnect  int
 	drainPeriod time.Duration
-	rr          roundRobin
 }
 
 // backend is one upstream address with its warm connections: pre-dialed TCP
@@ -30,11 +34,19 @@ type backend struct {
 	addr string
 	srv  *Server
 	pool atomic.Pointer[pool] // the pool it serves now (replaced on reload)
+	// bb is the balancer's view of the backend; a reload that changes its
+	// weight, location or cap replaces it.
+	bb atomic.Pointer[balance.Backend]
 
-	weight   atomic.Int64
 	draining atomic.Bool
 	removed  atomic.Bool // left the configuration; never picked again
 	active   atomic.Int64
+
+	// Health: the active checks' verdict, and passive ejection.
+	checkedUp    atomic.Bool
+	ejectedUntil atomic.Int64 // unix nanoseconds; 0: not ejected
+	failures     atomic.Int32 // consecutive failed dials or upgrades
+	ejections    atomic.Int32 // ejections in a row, for the doubling
 
 	// sessions are the backend's live sessions, for drains and reloads.
 	smu      sync.Mutex
@@ -52,39 +64,85 @@ type backend struct {
 
 // newPool builds a pool from its configuration, taking over the backends
 // of old (the same pool before a reload, may be nil) whose address stays.
-func newPool(srv *Server, pc config.Pool, old *pool) *pool {
-	drainPeriod := 30 * time.Second
-	p := &pool{name: pc.Name, dialTimeout: pc.DialTimeout, preconnect: pc.Preconnect, drainPeriod: drainPeriod}
+func newPool(srv *Server, node config.Node, pc config.Pool, old *pool) *pool {
+	p := &pool{
+		name: pc.Name, cfg: pc, byAddr: make(map[string]*backend, len(pc.Backends)),
+		hashSource: pc.HashKeySource, hashName: pc.HashKeyName,
+		dialTimeout: pc.DialTimeout, drainPeriod: pc.DrainPeriod,
+	}
 	for _, bc := range pc.Backends {
 		var b *backend
 		if old != nil {
-			for _, ob := range old.backends {
-				if ob.addr == bc.Address {
-					b = ob
-					break
-				}
-			}
+			b = old.byAddr[bc.Address]
 		}
 		if b == nil {
 			b = &backend{addr: bc.Address, srv: srv, sessions: make(map[*trackedSession]struct{})}
+			// Healthy until checks say otherwise: a restarting proxy must not
+			// refuse all traffic while its first checks run.
+			b.checkedUp.Store(true)
 		}
 		w := bc.Weight
 		if w <= 0 {
 			w = 100
 		}
-		b.weight.Store(int64(w))
+		nb := &balance.Backend{
+			Addr:        bc.Address,
+			Loc:         balance.Locality{Cloud: bc.Cloud, Region: bc.Region, Zone: bc.Zone},
+			Weight:      w,
+			MaxSessions: bc.MaxSessions,
+		}
+		if ob := b.bb.Load(); ob != nil && ob.Weight == nb.Weight && ob.Loc == nb.Loc && ob.MaxSessions == nb.MaxSessions {
+			nb = ob
+		}
+		b.bb.Store(nb)
 		b.mu.Lock()
 		b.target = pc.Preconnect
 		b.mu.Unlock()
 		b.pool.Store(p)
+		b.syncState()
 		p.backends = append(p.backends, b)
+		p.byAddr[b.addr] = b
 	}
+	p.bal = newBalancer(node, pc, p.backends)
 	return p
 }
 
 // available reports whether the backend may take a new session.
 func (b *backend) available() bool {
-	return !b.draining.Load() && !b.removed.Load()
+	return !b.draining.Load() && !b.removed.Load() && b.up()
+}
+
+// up reports whether health checks and outlier detection allow sessions.
+func (b *backend) up() bool {
+	if !b.checkedUp.Load() {
+		return false
+	}
+	if until := b.ejectedUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return false
+	}
+	return true
+}
+
+// syncState tells the balancer what the backend's state is now.
+func (b *backend) syncState() {
+	bb := b.bb.Load()
+	bb.SetHealthy(b.up())
+	bb.SetDraining(b.draining.Load() || b.removed.Load())
+}
+
+// state names the backend's state for the admin API.
+func (b *backend) state() string {
+	switch {
+	case b.removed.Load():
+		return "removed"
+	case b.draining.Load():
+		return "draining"
+	case !b.checkedUp.Load():
+		return "unhealthy"
+	case !b.up():
+		return "ejected"
+	}
+	return "healthy"
 }
 
 // take returns a claimed warm connection, or nil when none is ready.

@@ -89,8 +89,15 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 		return 1
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	got := <-sig
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	var got os.Signal
+	for got = range sig {
+		if got != syscall.SIGHUP {
+			break
+		}
+		// Errors are logged by Reload; the running configuration stays.
+		srv.Reload(cfg.Path)
+	}
 	signal.Stop(sig)
 	log.Info("draining", "signal", got.String(), "sessions", srv.Sessions(), "drain_timeout", cfg.Server.DrainTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.DrainTimeout)

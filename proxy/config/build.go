@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -36,9 +37,30 @@ const (
 	defaultLogFormat = "text"
 
 	defaultBalance     = "round_robin"
+	balanceHash        = "hash"
+	defaultLocality    = "prefer"
+	localityStrict     = "strict"
 	defaultPreconnect  = 2
 	maxPreconnect      = 1000
 	defaultDialTimeout = 2 * time.Second
+	defaultDrainPeriod = 30 * time.Second
+
+	defaultRebalanceThreshold = 1.25
+	defaultRebalanceRate      = 10
+	maxRebalanceRate          = 1000000
+
+	defaultHealthPath         = "/"
+	defaultHealthInterval     = 5 * time.Second
+	defaultHealthTimeout      = 2 * time.Second
+	defaultHealthyThreshold   = 2
+	defaultUnhealthyThreshold = 3
+	maxHealthThreshold        = 100
+
+	defaultConsecutiveFailures = 5
+	maxConsecutiveFailures     = 1000
+	defaultEjectionTime        = 30 * time.Second
+	defaultMaxEjectionTime     = 300 * time.Second
+	defaultMaxEjectedPercent   = 50
 
 	defaultWeight = 100
 	maxWeight     = 10000
@@ -48,9 +70,9 @@ const (
 )
 
 func (c *checker) build(raw *rawConfig) *Config {
-	cfg := &Config{Server: c.server(&raw.Server)}
+	cfg := &Config{Server: c.server(&raw.Server), Node: c.node(&raw.Node)}
 	for i := range raw.Pool {
-		cfg.Pools = append(cfg.Pools, c.pool(fmt.Sprintf("pool[%d]", i), &raw.Pool[i]))
+		cfg.Pools = append(cfg.Pools, c.pool(fmt.Sprintf("pool[%d]", i), &raw.Pool[i], &cfg.Node))
 	}
 	c.uniquePools(cfg.Pools)
 	for i := range raw.Route {
@@ -151,12 +173,87 @@ func defaultBufferedTotal() int64 {
 	return fallbackBufferedTotal
 }
 
-func (c *checker) pool(key string, r *rawPool) Pool {
+// errorAt reports a problem with key on the line of another key, for a
+// missing key that another one makes required.
+func (c *checker) errorAt(lineKey, key, format string, args ...any) {
+	c.errs = append(c.errs, Error{
+		File: c.file,
+		Line: c.pos.lineFor(lineKey),
+		Key:  key,
+		Msg:  fmt.Sprintf(format, args...),
+	})
+}
+
+// hostname is the default node name.
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return h
+}
+
+func (c *checker) node(r *rawNode) Node {
+	n := Node{Name: hostname()}
+	if r.Name != nil {
+		if name := c.str("node.name", r.Name, ""); isString(r.Name) {
+			if name == "" {
+				c.errorf("node.name", "must not be empty; leave it out to use the host name")
+			} else if err := checkPoolName(name); err != nil {
+				c.errorf("node.name", "%v", err)
+			} else {
+				n.Name = name
+			}
+		}
+	}
+	var ok bool
+	n.Cloud, n.Region, n.Zone, ok = c.location("node", r.Cloud, r.Region, r.Zone)
+	c.nodeInvalid = !ok
+	return n
+}
+
+// location reads the cloud, region and zone of the node or a backend. A
+// zone name means nothing outside its region, nor a region outside its
+// cloud (the balancer compares them nested), so each needs the one above.
+// ok is false if any error was reported.
+func (c *checker) location(key string, cloud, region, zone any) (string, string, string, bool) {
+	n := len(c.errs)
+	field := func(name string, v any) string {
+		s := c.str(key+"."+name, v, "")
+		if s == "" {
+			return ""
+		}
+		if err := checkPoolName(s); err != nil {
+			c.errorf(key+"."+name, "%v", err)
+			return ""
+		}
+		return s
+	}
+	cl, rg, zn := field("cloud", cloud), field("region", region), field("zone", zone)
+	if len(c.errs) == n {
+		if zn != "" && rg == "" {
+			c.errorf(key+".zone", "zone %q needs a region: a zone is only compared within its region", zn)
+		}
+		if rg != "" && cl == "" {
+			c.errorf(key+".region", "region %q needs a cloud: a region is only compared within its cloud", rg)
+		}
+	}
+	return cl, rg, zn, len(c.errs) == n
+}
+
+func (c *checker) pool(key string, r *rawPool, node *Node) Pool {
 	p := Pool{
-		Name:        c.str(key+".name", r.Name, ""),
-		Balance:     c.oneOf(key+".balance", r.Balance, defaultBalance, "round_robin"),
-		Preconnect:  int(c.integer(key+".preconnect", r.Preconnect, defaultPreconnect, 0, maxPreconnect)),
-		DialTimeout: c.duration(key+".dial_timeout", r.DialTimeout, defaultDialTimeout),
+		Name:          c.str(key+".name", r.Name, ""),
+		Balance:       c.oneOf(key+".balance", r.Balance, defaultBalance, "round_robin", "least_sessions", "p2c", "hash"),
+		Locality:      c.oneOf(key+".locality", r.Locality, defaultLocality, "prefer", "strict", "off"),
+		Preconnect:    int(c.integer(key+".preconnect", r.Preconnect, defaultPreconnect, 0, maxPreconnect)),
+		DialTimeout:   c.duration(key+".dial_timeout", r.DialTimeout, defaultDialTimeout),
+		SlowStart:     c.duration(key+".slow_start", r.SlowStart, 0),
+		DrainPeriod:   c.duration(key+".drain_period", r.DrainPeriod, defaultDrainPeriod),
+		Rebalance:     c.boolean(key+".rebalance", r.Rebalance, false),
+		RebalanceRate: int(c.integer(key+".rebalance_rate", r.RebalanceRate, defaultRebalanceRate, 1, maxRebalanceRate)),
+		Health:        c.health(key+".health", r.Health),
+		Outlier:       c.outlier(key+".outlier", r.Outlier),
 	}
 	if r.Name == nil {
 		c.errorf(key+".name", "required")
@@ -169,20 +266,35 @@ func (c *checker) pool(key string, r *rawPool) Pool {
 		c.errorf(key+".dial_timeout", "must be greater than 0")
 		p.DialTimeout = defaultDialTimeout
 	}
+	p.RebalanceThreshold = c.number(key+".rebalance_threshold", r.RebalanceThreshold, defaultRebalanceThreshold)
+	if p.RebalanceThreshold <= 1 {
+		c.errorf(key+".rebalance_threshold", "%s is out of range: must be greater than 1, such as 1.25",
+			strconv.FormatFloat(p.RebalanceThreshold, 'g', -1, 64))
+		p.RebalanceThreshold = defaultRebalanceThreshold
+	}
+	balanceValid := r.Balance == nil || r.Balance == any(p.Balance)
+	c.hashKey(key, r, &p, balanceValid)
 
 	seen := map[string]int{}
+	locationsValid := true
 	for j := range r.Backend {
 		bkey := fmt.Sprintf("%s.backend[%d]", key, j)
+		rb := &r.Backend[j]
 		b := Backend{
-			Address: c.str(bkey+".address", r.Backend[j].Address, ""),
-			Weight:  int(c.integer(bkey+".weight", r.Backend[j].Weight, defaultWeight, 1, maxWeight)),
+			Address:     c.str(bkey+".address", rb.Address, ""),
+			Weight:      int(c.integer(bkey+".weight", rb.Weight, defaultWeight, 1, maxWeight)),
+			MaxSessions: c.atLeast(bkey+".max_sessions", rb.MaxSessions, 0, 0),
+			Drain:       c.boolean(bkey+".drain", rb.Drain, false),
 		}
+		var ok bool
+		b.Cloud, b.Region, b.Zone, ok = c.location(bkey, rb.Cloud, rb.Region, rb.Zone)
+		locationsValid = locationsValid && ok
 		p.Backends = append(p.Backends, b)
-		if r.Backend[j].Address == nil {
+		if rb.Address == nil {
 			c.errorf(bkey+".address", "required")
 			continue
 		}
-		if !isString(r.Backend[j].Address) {
+		if !isString(rb.Address) {
 			continue
 		}
 		if err := checkBackendAddress(b.Address); err != nil {
@@ -197,7 +309,183 @@ func (c *checker) pool(key string, r *rawPool) Pool {
 		}
 		seen[id] = j
 	}
+
+	// strict only ever uses the proxy's own region, so without one, or
+	// without a backend in it, every session of the pool would be refused.
+	if p.Locality == localityStrict && !c.nodeInvalid && locationsValid {
+		if node.Cloud == "" || node.Region == "" {
+			c.errorf(key+".locality", `"strict" needs [node] cloud and region: it sends sessions only to backends in the proxy's region`)
+		} else if len(p.Backends) > 0 && !inRegion(p.Backends, node) {
+			c.errorf(key+".locality", `"strict" but no backend is in the proxy's region (cloud %q, region %q): every session would be refused`,
+				node.Cloud, node.Region)
+		}
+	}
 	return p
+}
+
+func inRegion(backends []Backend, node *Node) bool {
+	for _, b := range backends {
+		if b.Cloud == node.Cloud && b.Region == node.Region {
+			return true
+		}
+	}
+	return false
+}
+
+// hashKey checks hash_key against balance and splits it into p's
+// HashKeySource and HashKeyName. balanceValid is false when balance was
+// reported as wrong, so that hash_key is not judged against its default.
+func (c *checker) hashKey(key string, r *rawPool, p *Pool, balanceValid bool) {
+	hk := key + ".hash_key"
+	s := c.str(hk, r.HashKey, "")
+	switch {
+	case r.HashKey == nil:
+		if p.Balance == balanceHash {
+			c.errorAt(key+".balance", hk, `required when balance = "hash": write "header:NAME", "cookie:NAME", "query:NAME", "path" or "ip"`)
+		}
+		return
+	case !isString(r.HashKey) || !balanceValid:
+		return
+	case p.Balance != balanceHash:
+		c.errorf(hk, `only used with balance = "hash", not %q: remove it or set balance = "hash"`, p.Balance)
+		return
+	}
+	src, name, err := parseHashKey(s)
+	if err != nil {
+		c.errorf(hk, "%v", err)
+		return
+	}
+	p.HashKey, p.HashKeySource, p.HashKeyName = s, src, name
+}
+
+// parseHashKey splits "SOURCE:NAME", "path" or "ip".
+func parseHashKey(s string) (src, name string, err error) {
+	src, name, hasName := strings.Cut(s, ":")
+	switch src {
+	case "path", "ip":
+		if hasName {
+			return "", "", fmt.Errorf("%q: %s takes no name; write %q", s, src, src)
+		}
+		return src, "", nil
+	case "header", "cookie", "query":
+		example := map[string]string{"header": "header:X-Session-Id", "cookie": "cookie:session", "query": "query:room"}[src]
+		if name == "" {
+			return "", "", fmt.Errorf("%q: missing the %s name, as in %q", s, src, example)
+		}
+		if src == "header" {
+			if !isToken(name) {
+				return "", "", fmt.Errorf("%q: %q is not a valid header name", s, name)
+			}
+			return src, name, nil
+		}
+		for i := 0; i < len(name); i++ {
+			if ch := name[i]; ch <= ' ' || ch == 0x7f || ch == ';' || ch == '=' {
+				return "", "", fmt.Errorf("%q: a %s name must not contain spaces, control characters, ';' or '='", s, src)
+			}
+		}
+		return src, name, nil
+	}
+	return "", "", fmt.Errorf(`%q: unknown source %q; write "header:NAME", "cookie:NAME", "query:NAME", "path" or "ip"`, s, src)
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110), as header names
+// must be.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", ch) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// health reads a [pool.health] table; nil when the pool has none.
+func (c *checker) health(key string, r *rawHealth) *Health {
+	if r == nil {
+		return nil
+	}
+	h := &Health{
+		Path:               defaultHealthPath,
+		HealthyThreshold:   int(c.integer(key+".healthy_threshold", r.HealthyThreshold, defaultHealthyThreshold, 1, maxHealthThreshold)),
+		UnhealthyThreshold: int(c.integer(key+".unhealthy_threshold", r.UnhealthyThreshold, defaultUnhealthyThreshold, 1, maxHealthThreshold)),
+	}
+	typeValid := false
+	if r.Type == nil {
+		c.errorf(key+".type", "required in [pool.health]: tcp, http or websocket")
+		h.Type = "tcp"
+	} else {
+		n := len(c.errs)
+		h.Type = c.oneOf(key+".type", r.Type, "tcp", "tcp", "http", "websocket")
+		typeValid = len(c.errs) == n
+	}
+
+	if path := c.str(key+".path", r.Path, defaultHealthPath); isString(r.Path) {
+		switch {
+		case typeValid && h.Type == "tcp":
+			c.errorf(key+".path", `not used by tcp checks: remove it or set type = "http" or "websocket"`)
+		case !strings.HasPrefix(path, "/"):
+			c.errorf(key+".path", "%q must start with \"/\"", path)
+		case strings.IndexFunc(path, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0:
+			c.errorf(key+".path", "%q contains a space or control character", path)
+		default:
+			h.Path = path
+		}
+	}
+
+	n := len(c.errs)
+	h.Interval = c.duration(key+".interval", r.Interval, defaultHealthInterval)
+	if h.Interval == 0 {
+		c.errorf(key+".interval", "must be greater than 0")
+		h.Interval = defaultHealthInterval
+	}
+	h.Timeout = c.duration(key+".timeout", r.Timeout, defaultHealthTimeout)
+	if h.Timeout == 0 {
+		c.errorf(key+".timeout", "must be greater than 0")
+		h.Timeout = defaultHealthTimeout
+	}
+	if len(c.errs) == n && h.Timeout >= h.Interval {
+		if r.Timeout == nil {
+			c.errorf(key+".timeout", "the default, %v, is not less than interval %v: set timeout", h.Timeout, h.Interval)
+		} else {
+			c.errorf(key+".timeout", "%v must be less than interval %v", h.Timeout, h.Interval)
+		}
+	}
+	return h
+}
+
+// outlier reads a [pool.outlier] table, all defaults when there is none.
+func (c *checker) outlier(key string, r *rawOutlier) Outlier {
+	if r == nil {
+		r = &rawOutlier{}
+	}
+	o := Outlier{
+		ConsecutiveFailures: int(c.integer(key+".consecutive_failures", r.ConsecutiveFailures, defaultConsecutiveFailures, 0, maxConsecutiveFailures)),
+		MaxEjectedPercent:   int(c.integer(key+".max_ejected_percent", r.MaxEjectedPercent, defaultMaxEjectedPercent, 0, 100)),
+	}
+	n := len(c.errs)
+	o.EjectionTime = c.duration(key+".ejection_time", r.EjectionTime, defaultEjectionTime)
+	if o.EjectionTime == 0 {
+		c.errorf(key+".ejection_time", "must be greater than 0")
+		o.EjectionTime = defaultEjectionTime
+	}
+	o.MaxEjectionTime = c.duration(key+".max_ejection_time", r.MaxEjectionTime, defaultMaxEjectionTime)
+	if o.MaxEjectionTime == 0 {
+		c.errorf(key+".max_ejection_time", "must be greater than 0")
+		o.MaxEjectionTime = defaultMaxEjectionTime
+	}
+	if len(c.errs) == n && o.MaxEjectionTime < o.EjectionTime {
+		if r.MaxEjectionTime == nil {
+			c.errorf(key+".max_ejection_time", "the default, %v, is less than ejection_time %v: set max_ejection_time", o.MaxEjectionTime, o.EjectionTime)
+		} else {
+			c.errorf(key+".max_ejection_time", "%v is less than ejection_time %v", o.MaxEjectionTime, o.EjectionTime)
+		}
+	}
+	return o
 }
 
 func isString(v any) bool {

@@ -16,6 +16,7 @@ import (
 // sizes have their own syntax (see REFERENCE.md).
 type Config struct {
 	Server Server  `toml:"server"`
+	Node   Node    `toml:"node"`
 	Routes []Route `toml:"route"`
 	Pools  []Pool  `toml:"pool"`
 	Path   string  `toml:"-"` // file it was loaded from
@@ -41,6 +42,18 @@ type Server struct {
 	LogFormat        string `toml:"log_format"` // text or json
 }
 
+// Node holds the [node] table: where this proxy runs. Empty location
+// fields are unknown, and an unknown field never equals anything, so
+// locality then treats every backend as "anywhere". A zone is only
+// meaningful within its region and a region within its cloud: Parse
+// refuses a zone without a region and a region without a cloud.
+type Node struct {
+	Name   string `toml:"name"` // default: os.Hostname(), "" if that fails
+	Cloud  string `toml:"cloud"`
+	Region string `toml:"region"`
+	Zone   string `toml:"zone"`
+}
+
 // Route sends upgrade requests to a pool.
 type Route struct {
 	// Host is "*" or a lower-case host name, compared with the Host header
@@ -52,18 +65,72 @@ type Route struct {
 
 // Pool is a named group of backends.
 type Pool struct {
-	Name        string        `toml:"name"`
-	Balance     string        `toml:"balance"`    // round_robin
+	Name string `toml:"name"`
+	// Balance is round_robin, least_sessions, p2c or hash.
+	Balance string `toml:"balance"`
+	// HashKey is the hash_key as written, "" unless Balance is "hash", in
+	// which case it is always set. HashKeySource and HashKeyName are its
+	// parts: source "header", "cookie" or "query" with a non-empty name,
+	// or "path" or "ip" with Name "". Header names are kept as written;
+	// compare them case-insensitively.
+	HashKey       string `toml:"hash_key"`
+	HashKeySource string `toml:"-"`
+	HashKeyName   string `toml:"-"`
+	// Locality is prefer, strict or off. Strict implies that Config.Node
+	// has a cloud and a region and that some backend shares them.
+	Locality    string        `toml:"locality"`
 	Preconnect  int           `toml:"preconnect"` // 0: no warm connections
 	DialTimeout time.Duration `toml:"dial_timeout"`
+	SlowStart   time.Duration `toml:"slow_start"`   // 0: off
+	DrainPeriod time.Duration `toml:"drain_period"` // 0: close at once
+	Rebalance   bool          `toml:"rebalance"`
+	// RebalanceThreshold (> 1, finite) and RebalanceRate (>= 1 sessions
+	// per second) are set, defaulted, even when Rebalance is false.
+	RebalanceThreshold float64 `toml:"rebalance_threshold"`
+	RebalanceRate      int     `toml:"rebalance_rate"`
+	// Health is nil when the pool has no [pool.health]: no active checks.
+	Health *Health `toml:"health"`
+	// Outlier is always filled in; ConsecutiveFailures 0 disables it.
+	Outlier Outlier `toml:"outlier"`
 	// Backends may be empty: wsgate then answers 503 for the pool's routes.
 	Backends []Backend `toml:"backend"`
+}
+
+// Health holds a [pool.health] table: active health checks.
+type Health struct {
+	Type string `toml:"type"` // tcp, http or websocket
+	// Path starts with "/" and has no spaces or control characters; it is
+	// "/" for tcp checks, which do not use it.
+	Path               string        `toml:"path"`
+	Interval           time.Duration `toml:"interval"` // > 0
+	Timeout            time.Duration `toml:"timeout"`  // > 0 and < Interval
+	HealthyThreshold   int           `toml:"healthy_threshold"`
+	UnhealthyThreshold int           `toml:"unhealthy_threshold"`
+}
+
+// Outlier holds a [pool.outlier] table: passive health checking, which
+// ejects a backend after consecutive failed sessions or dials.
+type Outlier struct {
+	ConsecutiveFailures int           `toml:"consecutive_failures"` // 0: off
+	EjectionTime        time.Duration `toml:"ejection_time"`        // > 0
+	// MaxEjectionTime caps the doubling of EjectionTime; >= EjectionTime.
+	MaxEjectionTime   time.Duration `toml:"max_ejection_time"`
+	MaxEjectedPercent int           `toml:"max_ejected_percent"` // 0..100
 }
 
 // Backend is one upstream server of a pool.
 type Backend struct {
 	Address string `toml:"address"` // host:port
 	Weight  int    `toml:"weight"`  // 1..10000
+	// Location, nested like Node's: a zone implies a region, a region a
+	// cloud.
+	Cloud       string `toml:"cloud"`
+	Region      string `toml:"region"`
+	Zone        string `toml:"zone"`
+	MaxSessions int64  `toml:"max_sessions"` // 0: unlimited
+	// Drain: no new sessions; existing ones are closed over the pool's
+	// DrainPeriod.
+	Drain bool `toml:"drain"`
 }
 
 // Error is one problem in a configuration file.

@@ -68,14 +68,10 @@ func TestDefaults(t *testing.T) {
 			LogLevel:         "info",
 			LogFormat:        "text",
 		},
+		Node:   Node{Name: hostname()},
 		Routes: []Route{{Host: "*", PathPrefix: "/", Pool: "p"}},
-		Pools: []Pool{{
-			Name:        "p",
-			Balance:     "round_robin",
-			Preconnect:  2,
-			DialTimeout: 2 * time.Second,
-		}},
-		Path: "t.toml",
+		Pools:  []Pool{defaultPool("p")},
+		Path:   "t.toml",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -85,6 +81,26 @@ func TestDefaults(t *testing.T) {
 	}
 	if m := memoryLimit(); m > 0 && cfg.Server.MaxBufferedTotal != m/4 {
 		t.Errorf("MaxBufferedTotal = %d, want a quarter of %d", cfg.Server.MaxBufferedTotal, m)
+	}
+}
+
+// defaultPool is a pool named name with every default and no backends.
+func defaultPool(name string) Pool {
+	return Pool{
+		Name:               name,
+		Balance:            "round_robin",
+		Locality:           "prefer",
+		Preconnect:         2,
+		DialTimeout:        2 * time.Second,
+		DrainPeriod:        30 * time.Second,
+		RebalanceThreshold: 1.25,
+		RebalanceRate:      10,
+		Outlier: Outlier{
+			ConsecutiveFailures: 5,
+			EjectionTime:        30 * time.Second,
+			MaxEjectionTime:     300 * time.Second,
+			MaxEjectedPercent:   50,
+		},
 	}
 }
 
@@ -100,7 +116,7 @@ address = "10.0.0.1:80"
 address = "b.internal:80"
 weight = 7
 `)
-	want := []Backend{{"10.0.0.1:80", 100}, {"b.internal:80", 7}}
+	want := []Backend{{Address: "10.0.0.1:80", Weight: 100}, {Address: "b.internal:80", Weight: 7}}
 	if got := cfg.Pools[0].Backends; !reflect.DeepEqual(got, want) {
 		t.Errorf("backends = %+v, want %+v", got, want)
 	}
@@ -127,10 +143,8 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Pool{
-		Name: "echo", Balance: "round_robin", Preconnect: 2, DialTimeout: 2 * time.Second,
-		Backends: []Backend{{"127.0.0.1:9001", 100}, {"127.0.0.1:9002", 100}},
-	}
+	want := defaultPool("echo")
+	want.Backends = []Backend{{Address: "127.0.0.1:9001", Weight: 100}, {Address: "127.0.0.1:9002", Weight: 100}}
 	if cfg.Server.Listen != "127.0.0.1:8080" || cfg.Server.AdminListen != "127.0.0.1:9090" ||
 		!reflect.DeepEqual(cfg.Routes, []Route{{"*", "/", "echo"}}) ||
 		!reflect.DeepEqual(cfg.Pools, []Pool{want}) {
@@ -216,7 +230,7 @@ backend = [{ address = "[::1]:9000", weight = 1 }, { address = "h:1", weight = 1
 	}
 	p := cfg.Pools[0]
 	if p.Preconnect != 0 || p.DialTimeout != 250*time.Millisecond ||
-		!reflect.DeepEqual(p.Backends, []Backend{{"[::1]:9000", 1}, {"h:1", 10000}}) {
+		!reflect.DeepEqual(p.Backends, []Backend{{Address: "[::1]:9000", Weight: 1}, {Address: "h:1", Weight: 10000}}) {
 		t.Errorf("pool: %+v", p)
 	}
 }
@@ -263,6 +277,9 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// poolHead starts a valid document that ends inside pool[0], at line 5.
+const poolHead = "[[route]]\npool = \"p\"\n[[pool]]\nname = \"p\"\n"
 
 // TestErrors checks each kind of error with its full text, line included.
 func TestErrors(t *testing.T) {
@@ -388,8 +405,8 @@ func TestErrors(t *testing.T) {
 			[]string{`t.toml:4: pool[0].name: "p q" may contain only letters, digits, '-', '_' and '.'`}},
 		{"duplicate pool name", "[[route]]\npool = \"p\"\n[[pool]]\nname = \"p\"\n[[pool]]\nname = \"p\"\n",
 			[]string{`t.toml:6: pool[1].name: duplicate pool name "p": also pool[0] (line 4)`}},
-		{"unknown balance", "[[route]]\npool = \"p\"\n[[pool]]\nname = \"p\"\nbalance = \"least_sessions\"\n",
-			[]string{`t.toml:5: pool[0].balance: unknown value "least_sessions"; valid values: round_robin`}},
+		{"unknown balance", "[[route]]\npool = \"p\"\n[[pool]]\nname = \"p\"\nbalance = \"random\"\n",
+			[]string{`t.toml:5: pool[0].balance: unknown value "random"; valid values: round_robin, least_sessions, p2c, hash`}},
 		{"negative preconnect", "[[route]]\npool = \"p\"\n[[pool]]\nname = \"p\"\npreconnect = -1\n",
 			[]string{"t.toml:5: pool[0].preconnect: -1 is out of range: must be 0 to 1000"}},
 		{"preconnect too large", "[[route]]\npool = \"p\"\n[[pool]]\nname = \"p\"\npreconnect = 1001\n",
@@ -416,6 +433,118 @@ func TestErrors(t *testing.T) {
 			[]string{`t.toml:12: pool[1].backend[1].address: invalid port in "h:x": must be a number`}},
 		{"sub-table of the last pool", "[[route]]\npool = \"p\"\n[[pool]]\nname = \"p\"\n[[pool]]\nname = \"q\"\n[pool.x]\n",
 			[]string{"t.toml:7: pool[1].x: unknown key"}},
+
+		// [node], the multi-cloud pool keys, [pool.health], [pool.outlier]
+		{"node not a table", "node = 1\n" + tail,
+			[]string{"t.toml:1: node: must be a table ([node]), not an integer"}},
+		{"node array of tables", "[[node]]\n" + tail,
+			[]string{"t.toml:1: node: must be a table ([node]), not an array of tables"}},
+		{"empty node name", "[node]\nname = \"\"\n" + tail,
+			[]string{"t.toml:2: node.name: must not be empty; leave it out to use the host name"}},
+		{"node name with space", "[node]\nname = \"a b\"\n" + tail,
+			[]string{`t.toml:2: node.name: "a b" may contain only letters, digits, '-', '_' and '.'`}},
+		{"node zone without region", "[node]\nzone = \"z\"\n" + tail,
+			[]string{`t.toml:2: node.zone: zone "z" needs a region: a zone is only compared within its region`}},
+		{"node region without cloud", "[node]\nregion = \"r\"\n" + tail,
+			[]string{`t.toml:2: node.region: region "r" needs a cloud: a region is only compared within its cloud`}},
+		{"node cloud with slash", "[node]\ncloud = \"a/b\"\n" + tail,
+			[]string{`t.toml:2: node.cloud: "a/b" may contain only letters, digits, '-', '_' and '.'`}},
+		{"node cloud not a string", "[node]\ncloud = 1\n" + tail,
+			[]string{"t.toml:2: node.cloud: must be a string, not an integer"}},
+		{"unknown node key", "[node]\nclod = \"aws\"\n" + tail,
+			[]string{`t.toml:2: node.clod: unknown key (did you mean "cloud"?)`}},
+		{"health not a table", poolHead + "health = 5\n",
+			[]string{"t.toml:5: pool[0].health: must be a table ([pool.health]), not an integer"}},
+		{"health array of tables", poolHead + "[[pool.health]]\ntype = \"tcp\"\n",
+			[]string{"t.toml:5: pool[0].health: must be a table ([pool.health]), not an array of tables"}},
+		{"health without type", poolHead + "[pool.health]\n",
+			[]string{"t.toml:5: pool[0].health.type: required in [pool.health]: tcp, http or websocket"}},
+		{"inline health without type", poolHead + "health = {}\n",
+			[]string{"t.toml:5: pool[0].health.type: required in [pool.health]: tcp, http or websocket"}},
+		{"health type case", poolHead + "[pool.health]\ntype = \"TCP\"\n",
+			[]string{`t.toml:6: pool[0].health.type: unknown value "TCP"; valid values: tcp, http, websocket`}},
+		{"health path with tcp", poolHead + "[pool.health]\ntype = \"tcp\"\npath = \"/x\"\n",
+			[]string{`t.toml:7: pool[0].health.path: not used by tcp checks: remove it or set type = "http" or "websocket"`}},
+		{"health path without slash", poolHead + "[pool.health]\ntype = \"http\"\npath = \"x\"\n",
+			[]string{`t.toml:7: pool[0].health.path: "x" must start with "/"`}},
+		{"health path with space", poolHead + "[pool.health]\ntype = \"websocket\"\npath = \"/a b\"\n",
+			[]string{`t.toml:7: pool[0].health.path: "/a b" contains a space or control character`}},
+		{"default health timeout over interval", poolHead + "[pool.health]\ntype = \"http\"\ninterval = \"1s\"\n",
+			[]string{"t.toml:5: pool[0].health.timeout: the default, 2s, is not less than interval 1s: set timeout"}},
+		{"health timeout equals interval", poolHead + "[pool.health]\ntype = \"http\"\ninterval = \"1s\"\ntimeout = \"1s\"\n",
+			[]string{"t.toml:8: pool[0].health.timeout: 1s must be less than interval 1s"}},
+		{"zero health interval", poolHead + "[pool.health]\ntype = \"http\"\ninterval = \"0s\"\n",
+			[]string{"t.toml:7: pool[0].health.interval: must be greater than 0"}},
+		{"zero health timeout", poolHead + "[pool.health]\ntype = \"http\"\ntimeout = \"0s\"\n",
+			[]string{"t.toml:7: pool[0].health.timeout: must be greater than 0"}},
+		{"health thresholds", poolHead + "[pool.health]\ntype = \"http\"\nhealthy_threshold = 0\nunhealthy_threshold = 101\n",
+			[]string{"t.toml:7: pool[0].health.healthy_threshold: 0 is out of range: must be 1 to 100", "t.toml:8: pool[0].health.unhealthy_threshold: 101 is out of range: must be 1 to 100"}},
+		{"unknown health key", poolHead + "[pool.health]\ntype = \"http\"\nintervall = \"1s\"\n",
+			[]string{`t.toml:7: pool[0].health.intervall: unknown key (did you mean "interval"?)`}},
+		{"outlier ranges", poolHead + "[pool.outlier]\nconsecutive_failures = -1\nmax_ejected_percent = 101\n",
+			[]string{"t.toml:6: pool[0].outlier.consecutive_failures: -1 is out of range: must be 0 to 1000", "t.toml:7: pool[0].outlier.max_ejected_percent: 101 is out of range: must be 0 to 100"}},
+		{"zero ejection time", poolHead + "[pool.outlier]\nejection_time = \"0s\"\n",
+			[]string{"t.toml:6: pool[0].outlier.ejection_time: must be greater than 0"}},
+		{"ejection time over default max", poolHead + "[pool.outlier]\nejection_time = \"10m\"\n",
+			[]string{"t.toml:5: pool[0].outlier.max_ejection_time: the default, 5m0s, is less than ejection_time 10m0s: set max_ejection_time"}},
+		{"max ejection below ejection", poolHead + "[pool.outlier]\nejection_time = \"1m\"\nmax_ejection_time = \"30s\"\n",
+			[]string{"t.toml:7: pool[0].outlier.max_ejection_time: 30s is less than ejection_time 1m0s"}},
+		{"outlier array", poolHead + "outlier = []\n",
+			[]string{"t.toml:5: pool[0].outlier: must be a table ([pool.outlier]), not an array"}},
+		{"hash without hash_key", poolHead + "balance = \"hash\"\n",
+			[]string{`t.toml:5: pool[0].hash_key: required when balance = "hash": write "header:NAME", "cookie:NAME", "query:NAME", "path" or "ip"`}},
+		{"hash_key with default balance", poolHead + "hash_key = \"ip\"\n",
+			[]string{`t.toml:5: pool[0].hash_key: only used with balance = "hash", not "round_robin": remove it or set balance = "hash"`}},
+		{"hash_key with p2c", poolHead + "balance = \"p2c\"\nhash_key = \"ip\"\n",
+			[]string{`t.toml:6: pool[0].hash_key: only used with balance = "hash", not "p2c": remove it or set balance = "hash"`}},
+		{"hash_key with bad balance", poolHead + "balance = \"hsah\"\nhash_key = \"ip\"\n",
+			[]string{`t.toml:5: pool[0].balance: unknown value "hsah"; valid values: round_robin, least_sessions, p2c, hash`}},
+		{"hash_key ip with name", poolHead + "balance = \"hash\"\nhash_key = \"ip:x\"\n",
+			[]string{`t.toml:6: pool[0].hash_key: "ip:x": ip takes no name; write "ip"`}},
+		{"hash_key empty header", poolHead + "balance = \"hash\"\nhash_key = \"header:\"\n",
+			[]string{`t.toml:6: pool[0].hash_key: "header:": missing the header name, as in "header:X-Session-Id"`}},
+		{"hash_key bad header", poolHead + "balance = \"hash\"\nhash_key = \"header:X Y\"\n",
+			[]string{`t.toml:6: pool[0].hash_key: "header:X Y": "X Y" is not a valid header name`}},
+		{"hash_key bad cookie", poolHead + "balance = \"hash\"\nhash_key = \"cookie:a=b\"\n",
+			[]string{`t.toml:6: pool[0].hash_key: "cookie:a=b": a cookie name must not contain spaces, control characters, ';' or '='`}},
+		{"hash_key query without name", poolHead + "balance = \"hash\"\nhash_key = \"query\"\n",
+			[]string{`t.toml:6: pool[0].hash_key: "query": missing the query name, as in "query:room"`}},
+		{"hash_key unknown source", poolHead + "balance = \"hash\"\nhash_key = \"body:x\"\n",
+			[]string{`t.toml:6: pool[0].hash_key: "body:x": unknown source "body"; write "header:NAME", "cookie:NAME", "query:NAME", "path" or "ip"`}},
+		{"hash_key not a string", poolHead + "balance = \"hash\"\nhash_key = 5\n",
+			[]string{"t.toml:6: pool[0].hash_key: must be a string, not an integer"}},
+		{"unknown locality", poolHead + "locality = \"near\"\n",
+			[]string{`t.toml:5: pool[0].locality: unknown value "near"; valid values: prefer, strict, off`}},
+		{"strict without node location", poolHead + "locality = \"strict\"\n",
+			[]string{`t.toml:5: pool[0].locality: "strict" needs [node] cloud and region: it sends sessions only to backends in the proxy's region`}},
+		{"strict without a backend in the region", "[node]\ncloud = \"aws\"\nregion = \"r1\"\n" + poolHead + "locality = \"strict\"\n[[pool.backend]]\naddress = \"h:1\"\ncloud = \"aws\"\nregion = \"r2\"\n",
+			[]string{`t.toml:8: pool[0].locality: "strict" but no backend is in the proxy's region (cloud "aws", region "r1"): every session would be refused`}},
+		{"bad slow_start and drain_period", poolHead + "slow_start = 5\ndrain_period = \"-1s\"\n",
+			[]string{`t.toml:5: pool[0].slow_start: a bare number is ambiguous: write a duration string with a unit, such as "5s"`, "t.toml:6: pool[0].drain_period: must not be negative"}},
+		{"rebalance not a boolean", poolHead + "rebalance = \"yes\"\n",
+			[]string{"t.toml:5: pool[0].rebalance: must be true or false, not a string"}},
+		{"rebalance_threshold 1.0", poolHead + "rebalance_threshold = 1.0\n",
+			[]string{"t.toml:5: pool[0].rebalance_threshold: 1 is out of range: must be greater than 1, such as 1.25"}},
+		{"rebalance_threshold nan", poolHead + "rebalance_threshold = nan\n",
+			[]string{"t.toml:5: pool[0].rebalance_threshold: must be a finite number, not NaN"}},
+		{"rebalance_threshold inf", poolHead + "rebalance_threshold = inf\n",
+			[]string{"t.toml:5: pool[0].rebalance_threshold: must be a finite number, not +Inf"}},
+		{"rebalance_threshold string", poolHead + "rebalance_threshold = \"1.5\"\n",
+			[]string{"t.toml:5: pool[0].rebalance_threshold: must be a number, not a string"}},
+		{"zero rebalance_rate", poolHead + "rebalance_rate = 0\n",
+			[]string{"t.toml:5: pool[0].rebalance_rate: 0 is out of range: must be 1 to 1000000"}},
+		{"float rebalance_rate", poolHead + "rebalance_rate = 1.5\n",
+			[]string{"t.toml:5: pool[0].rebalance_rate: must be an integer, not a float"}},
+		{"backend max_sessions and drain", poolHead + "[[pool.backend]]\naddress = \"h:1\"\nmax_sessions = -1\ndrain = 1\n",
+			[]string{"t.toml:7: pool[0].backend[0].max_sessions: -1 is out of range: must be 0 or more", "t.toml:8: pool[0].backend[0].drain: must be true or false, not an integer"}},
+		{"backend zone without region", poolHead + "[[pool.backend]]\naddress = \"h:1\"\nzone = \"z\"\n",
+			[]string{`t.toml:7: pool[0].backend[0].zone: zone "z" needs a region: a zone is only compared within its region`}},
+		{"backend region without cloud", poolHead + "[[pool.backend]]\naddress = \"h:1\"\nregion = \"r\"\nzone = \"z\"\n",
+			[]string{`t.toml:7: pool[0].backend[0].region: region "r" needs a cloud: a region is only compared within its cloud`}},
+		{"inline backend region without cloud", poolHead + "backend = [{ address = \"h:1\", region = \"r\" }]\n",
+			[]string{`t.toml:5: pool[0].backend[0].region: region "r" needs a cloud: a region is only compared within its cloud`}},
+		{"unknown backend key", poolHead + "[[pool.backend]]\naddress = \"h:1\"\nzon = \"z\"\n",
+			[]string{`t.toml:7: pool[0].backend[0].zon: unknown key (did you mean "zone"?)`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -582,5 +711,144 @@ backend2 = [
 	}
 	if got := ps.lineFor("route[0]"); got != 0 {
 		t.Errorf("lineFor(absent table) = %d, want 0", got)
+	}
+}
+
+func TestMultiCloudValues(t *testing.T) {
+	cfg := mustParse(t, `
+[node]
+name = "edge-1"
+cloud = "aws"
+region = "eu-west-1"
+
+[[route]]
+pool = "a"
+
+[[pool]]
+name = "a"
+balance = "hash"
+hash_key = "header:X-Session-Id"
+locality = "strict"
+slow_start = "1m"
+drain_period = "0s"
+rebalance = true
+rebalance_threshold = 2
+rebalance_rate = 1
+health = { type = "http", path = "/up?deep=1", interval = "10s", timeout = "9s", healthy_threshold = 1, unhealthy_threshold = 100 }
+outlier = { consecutive_failures = 0, ejection_time = "1s", max_ejection_time = "1s", max_ejected_percent = 0 }
+backend = [
+  { address = "h:1", cloud = "aws", region = "eu-west-1", zone = "eu-west-1c", max_sessions = 9223372036854775807, drain = true },
+  { address = "h:2", cloud = "gcp" },
+]
+
+[[pool]]
+name = "b"
+balance = "least_sessions"
+locality = "off"
+  [pool.health]
+  type = "tcp"
+
+[[pool]]
+name = "c"
+balance = "p2c"
+  [pool.outlier]
+  max_ejected_percent = 100
+`)
+	if want := (Node{Name: "edge-1", Cloud: "aws", Region: "eu-west-1"}); cfg.Node != want {
+		t.Errorf("node = %+v, want %+v", cfg.Node, want)
+	}
+	a := defaultPool("a")
+	a.Balance, a.HashKey, a.HashKeySource, a.HashKeyName = "hash", "header:X-Session-Id", "header", "X-Session-Id"
+	a.Locality, a.SlowStart, a.DrainPeriod = "strict", time.Minute, 0
+	a.Rebalance, a.RebalanceThreshold, a.RebalanceRate = true, 2, 1
+	a.Health = &Health{Type: "http", Path: "/up?deep=1", Interval: 10 * time.Second, Timeout: 9 * time.Second,
+		HealthyThreshold: 1, UnhealthyThreshold: 100}
+	a.Outlier = Outlier{ConsecutiveFailures: 0, EjectionTime: time.Second, MaxEjectionTime: time.Second, MaxEjectedPercent: 0}
+	a.Backends = []Backend{
+		{Address: "h:1", Weight: 100, Cloud: "aws", Region: "eu-west-1", Zone: "eu-west-1c", MaxSessions: 1<<63 - 1, Drain: true},
+		{Address: "h:2", Weight: 100, Cloud: "gcp"},
+	}
+	b := defaultPool("b")
+	b.Balance, b.Locality = "least_sessions", "off"
+	b.Health = &Health{Type: "tcp", Path: "/", Interval: 5 * time.Second, Timeout: 2 * time.Second,
+		HealthyThreshold: 2, UnhealthyThreshold: 3}
+	c := defaultPool("c")
+	c.Balance = "p2c"
+	c.Outlier.MaxEjectedPercent = 100
+	want := []Pool{a, b, c}
+	for i := range want {
+		if i >= len(cfg.Pools) || !reflect.DeepEqual(cfg.Pools[i], want[i]) {
+			t.Errorf("pool[%d]:\n got %+v\nwant %+v", i, cfg.Pools[min(i, len(cfg.Pools)-1)], want[i])
+		}
+	}
+	if cfg.Pools[0].Health == nil || cfg.Pools[2].Health != nil {
+		t.Errorf("Health should be set only when [pool.health] is present")
+	}
+}
+
+func TestParseHashKey(t *testing.T) {
+	tests := []struct {
+		in, src, name, err string
+	}{
+		{in: "header:X-Session-Id", src: "header", name: "X-Session-Id"},
+		{in: "header:x_tenant~1", src: "header", name: "x_tenant~1"},
+		{in: "cookie:session", src: "cookie", name: "session"},
+		{in: "cookie:__Host-sid", src: "cookie", name: "__Host-sid"},
+		{in: "query:room", src: "query", name: "room"},
+		{in: "query:a:b", src: "query", name: "a:b"},
+		{in: "path", src: "path"},
+		{in: "ip", src: "ip"},
+		{in: "", err: `"": unknown source ""`},
+		{in: "Header:X", err: `unknown source "Header"`},
+		{in: "path:/x", err: `"path:/x": path takes no name; write "path"`},
+		{in: "ip:", err: "ip takes no name"},
+		{in: "header:X:Y", err: `"X:Y" is not a valid header name`},
+		{in: "header:Ünïcode", err: "is not a valid header name"},
+		{in: "cookie:", err: `missing the cookie name, as in "cookie:session"`},
+		{in: "cookie:a b", err: "a cookie name must not contain"},
+		{in: "cookie:a;b", err: "a cookie name must not contain"},
+		{in: "query:a\tb", err: "a query name must not contain"},
+		{in: "query:a=b", err: "a query name must not contain"},
+	}
+	for _, tt := range tests {
+		src, name, err := parseHashKey(tt.in)
+		switch {
+		case tt.err == "" && (err != nil || src != tt.src || name != tt.name):
+			t.Errorf("parseHashKey(%q) = %q, %q, %v; want %q, %q", tt.in, src, name, err, tt.src, tt.name)
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("parseHashKey(%q) = %q, %q, %v; want error containing %q", tt.in, src, name, err, tt.err)
+		}
+	}
+}
+
+func TestMultiCloudExample(t *testing.T) {
+	cfg, err := Load("../../examples/multicloud.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Node{Name: "edge-eu-west-1a", Cloud: "aws", Region: "eu-west-1", Zone: "eu-west-1a"}); cfg.Node != want {
+		t.Errorf("node = %+v, want %+v", cfg.Node, want)
+	}
+	if len(cfg.Pools) != 1 {
+		t.Fatalf("pools: %+v", cfg.Pools)
+	}
+	p := cfg.Pools[0]
+	if p.Balance != "hash" || p.HashKeySource != "cookie" || p.HashKeyName != "session" || p.Locality != "prefer" {
+		t.Errorf("pool: %+v", p)
+	}
+	if p.Health == nil || p.Health.Type != "websocket" || p.Health.Path != "/healthz" {
+		t.Errorf("health: %+v", p.Health)
+	}
+	if p.Outlier != defaultPool("").Outlier {
+		t.Errorf("outlier = %+v, want the defaults", p.Outlier)
+	}
+	clouds, regions := map[string]bool{}, map[string]bool{}
+	for _, b := range p.Backends {
+		clouds[b.Cloud] = true
+		regions[b.Cloud+"/"+b.Region] = true
+	}
+	wantRegions := map[string]bool{"aws/eu-west-1": true, "aws/eu-central-1": true, "gcp/europe-west1": true}
+	if len(clouds) != 2 || !reflect.DeepEqual(regions, wantRegions) {
+		t.Errorf("backends span %v, want %v", regions, wantRegions)
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,18 +74,58 @@ func checkInvariants(t *testing.T, cfg *Config) {
 	if s.LogFormat != "text" && s.LogFormat != "json" {
 		t.Errorf("log format %q", s.LogFormat)
 	}
+	if !nested(cfg.Node.Cloud, cfg.Node.Region, cfg.Node.Zone) {
+		t.Errorf("bad node %+v", cfg.Node)
+	}
 	pools := map[string]bool{}
 	for _, p := range cfg.Pools {
 		if p.Name == "" || pools[p.Name] {
 			t.Errorf("pool name %q empty or repeated", p.Name)
 		}
 		pools[p.Name] = true
-		if p.Balance != "round_robin" || p.Preconnect < 0 || p.Preconnect > maxPreconnect || p.DialTimeout <= 0 {
+		if p.Preconnect < 0 || p.Preconnect > maxPreconnect || p.DialTimeout <= 0 ||
+			p.SlowStart < 0 || p.DrainPeriod < 0 || !(p.RebalanceThreshold > 1) ||
+			math.IsInf(p.RebalanceThreshold, 0) || p.RebalanceRate < 1 {
 			t.Errorf("pool out of range: %+v", p)
+		}
+		switch p.Balance {
+		case "round_robin", "least_sessions", "p2c":
+			if p.HashKey != "" || p.HashKeySource != "" || p.HashKeyName != "" {
+				t.Errorf("hash key without balance = hash: %+v", p)
+			}
+		case "hash":
+			src, name, err := parseHashKey(p.HashKey)
+			if err != nil || src != p.HashKeySource || name != p.HashKeyName {
+				t.Errorf("bad hash key: %+v", p)
+			}
+		default:
+			t.Errorf("balance %q", p.Balance)
+		}
+		switch p.Locality {
+		case "prefer", "off":
+		case "strict":
+			if cfg.Node.Cloud == "" || cfg.Node.Region == "" || (len(p.Backends) > 0 && !inRegion(p.Backends, &cfg.Node)) {
+				t.Errorf("strict pool %q unreachable from node %+v", p.Name, cfg.Node)
+			}
+		default:
+			t.Errorf("locality %q", p.Locality)
+		}
+		if h := p.Health; h != nil {
+			if (h.Type != "tcp" && h.Type != "http" && h.Type != "websocket") || !strings.HasPrefix(h.Path, "/") ||
+				h.Interval <= 0 || h.Timeout <= 0 || h.Timeout >= h.Interval ||
+				h.HealthyThreshold < 1 || h.HealthyThreshold > maxHealthThreshold ||
+				h.UnhealthyThreshold < 1 || h.UnhealthyThreshold > maxHealthThreshold {
+				t.Errorf("bad health: %+v", *h)
+			}
+		}
+		if o := p.Outlier; o.ConsecutiveFailures < 0 || o.EjectionTime <= 0 || o.MaxEjectionTime < o.EjectionTime ||
+			o.MaxEjectedPercent < 0 || o.MaxEjectedPercent > 100 {
+			t.Errorf("bad outlier: %+v", o)
 		}
 		addrs := map[string]bool{}
 		for _, b := range p.Backends {
-			if checkBackendAddress(b.Address) != nil || b.Weight < 1 || b.Weight > maxWeight || addrs[strings.ToLower(b.Address)] {
+			if checkBackendAddress(b.Address) != nil || b.Weight < 1 || b.Weight > maxWeight || addrs[strings.ToLower(b.Address)] ||
+				b.MaxSessions < 0 || !nested(b.Cloud, b.Region, b.Zone) {
 				t.Errorf("bad backend %+v", b)
 			}
 			addrs[strings.ToLower(b.Address)] = true
@@ -102,4 +143,10 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		}
 		routes[match{r.Host, r.PathPrefix}] = true
 	}
+}
+
+// nested reports whether a location names a zone only within a region and
+// a region only within a cloud.
+func nested(cloud, region, zone string) bool {
+	return (zone == "" || region != "") && (region == "" || cloud != "")
 }

@@ -18,6 +18,7 @@ import (
 // mode still reports every unknown key.
 type rawConfig struct {
 	Server rawServer  `toml:"server"`
+	Node   rawNode    `toml:"node"`
 	Route  []rawRoute `toml:"route"`
 	Pool   []rawPool  `toml:"pool"`
 }
@@ -44,17 +45,54 @@ type rawRoute struct {
 	Pool       any `toml:"pool"`
 }
 
+type rawNode struct {
+	Name   any `toml:"name"`
+	Cloud  any `toml:"cloud"`
+	Region any `toml:"region"`
+	Zone   any `toml:"zone"`
+}
+
 type rawPool struct {
-	Name        any          `toml:"name"`
-	Balance     any          `toml:"balance"`
-	Preconnect  any          `toml:"preconnect"`
-	DialTimeout any          `toml:"dial_timeout"`
-	Backend     []rawBackend `toml:"backend"`
+	Name               any          `toml:"name"`
+	Balance            any          `toml:"balance"`
+	HashKey            any          `toml:"hash_key"`
+	Locality           any          `toml:"locality"`
+	Preconnect         any          `toml:"preconnect"`
+	DialTimeout        any          `toml:"dial_timeout"`
+	SlowStart          any          `toml:"slow_start"`
+	DrainPeriod        any          `toml:"drain_period"`
+	Rebalance          any          `toml:"rebalance"`
+	RebalanceThreshold any          `toml:"rebalance_threshold"`
+	RebalanceRate      any          `toml:"rebalance_rate"`
+	Health             *rawHealth   `toml:"health"` // nil when absent
+	Outlier            *rawOutlier  `toml:"outlier"`
+	Backend            []rawBackend `toml:"backend"`
+}
+
+type rawHealth struct {
+	Type               any `toml:"type"`
+	Path               any `toml:"path"`
+	Interval           any `toml:"interval"`
+	Timeout            any `toml:"timeout"`
+	HealthyThreshold   any `toml:"healthy_threshold"`
+	UnhealthyThreshold any `toml:"unhealthy_threshold"`
+}
+
+type rawOutlier struct {
+	ConsecutiveFailures any `toml:"consecutive_failures"`
+	EjectionTime        any `toml:"ejection_time"`
+	MaxEjectionTime     any `toml:"max_ejection_time"`
+	MaxEjectedPercent   any `toml:"max_ejected_percent"`
 }
 
 type rawBackend struct {
-	Address any `toml:"address"`
-	Weight  any `toml:"weight"`
+	Address     any `toml:"address"`
+	Weight      any `toml:"weight"`
+	Cloud       any `toml:"cloud"`
+	Region      any `toml:"region"`
+	Zone        any `toml:"zone"`
+	MaxSessions any `toml:"max_sessions"`
+	Drain       any `toml:"drain"`
 }
 
 // checker accumulates the errors of one file.
@@ -62,6 +100,9 @@ type checker struct {
 	file string
 	pos  *positions
 	errs Errors
+	// nodeInvalid is set when [node]'s location was reported as wrong, so
+	// that checks against it add no noise.
+	nodeInvalid bool
 }
 
 func (c *checker) errorf(key, format string, args ...any) {
@@ -154,6 +195,9 @@ func shapeMessage(key, msg string) string {
 	} else {
 		return ""
 	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		return fmt.Sprintf("must be a table ([%s]), not %s", headerName(key), got)
@@ -225,9 +269,9 @@ func fieldType(key string) reflect.Type {
 	return t
 }
 
-// structOf unwraps arrays of tables.
+// structOf unwraps arrays of tables and optional tables.
 func structOf(t reflect.Type) reflect.Type {
-	for t.Kind() == reflect.Slice {
+	for t.Kind() == reflect.Slice || t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if t.Kind() != reflect.Struct {

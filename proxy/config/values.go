@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 	"strings"
 	"time"
@@ -74,6 +75,52 @@ func (c *checker) integer(key string, v any, def, lo, hi int64) int64 {
 		return n
 	}
 	c.errorf(key, "must be an integer, not %s", typeName(v))
+	return def
+}
+
+// atLeast accepts a TOML integer of at least lo, without an upper bound.
+func (c *checker) atLeast(key string, v any, def, lo int64) int64 {
+	switch n := v.(type) {
+	case nil:
+		return def
+	case int64:
+		if n < lo {
+			c.errorf(key, "%d is out of range: must be %d or more", n, lo)
+			return def
+		}
+		return n
+	}
+	c.errorf(key, "must be an integer, not %s", typeName(v))
+	return def
+}
+
+// boolean accepts true or false.
+func (c *checker) boolean(key string, v any, def bool) bool {
+	switch b := v.(type) {
+	case nil:
+		return def
+	case bool:
+		return b
+	}
+	c.errorf(key, "must be true or false, not %s", typeName(v))
+	return def
+}
+
+// number accepts a finite TOML float or integer.
+func (c *checker) number(key string, v any, def float64) float64 {
+	switch n := v.(type) {
+	case nil:
+		return def
+	case int64:
+		return float64(n)
+	case float64:
+		if math.IsNaN(n) || math.IsInf(n, 0) {
+			c.errorf(key, "must be a finite number, not %v", n)
+			return def
+		}
+		return n
+	}
+	c.errorf(key, "must be a number, not %s", typeName(v))
 	return def
 }
 
