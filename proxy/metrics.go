@@ -39,6 +39,7 @@ type metrics struct {
 	poolMisses      *prometheus.CounterVec
 	drains          *prometheus.CounterVec
 	ejections       *prometheus.CounterVec
+	rebalances      *prometheus.CounterVec
 	checks          *prometheus.HistogramVec
 	backendUpgrades *prometheus.CounterVec
 }
@@ -72,7 +73,8 @@ func newMetrics(st *loop.Stats) *metrics {
 		Help:    "Active health check latency, by result.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 3, 9),
 	}, []string{"pool", "backend", "result"})
-	m.reg.MustRegister(m.drains, m.backendUpgrades, m.ejections, m.checks)
+	m.rebalances = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsgate_backend_rebalance_closes_total", Help: "Sessions closed with 1012 to move them off an overloaded backend."}, []string{"pool", "backend"})
+	m.reg.MustRegister(m.drains, m.backendUpgrades, m.ejections, m.checks, m.rebalances)
 	for _, r := range failReasons {
 		m.failed.WithLabelValues(r)
 	}

@@ -34,8 +34,13 @@ func (s *Server) Reload(path string) (notes []string, err error) {
 	s.cfg.Store(cfg)
 	s.routing.Store(rt)
 	for _, p := range rt.pools {
+		op := oldRt.byName[p.name]
 		for _, b := range p.backends {
 			b.refill()
+			if op == nil || op.byAddr[b.addr] != b {
+				// A backend that joins starts cold.
+				b.slowStart()
+			}
 		}
 	}
 	s.applyDrains(rt, oldRt)

@@ -119,6 +119,7 @@ func (s *Server) Start() error {
 	}
 	s.applyDrains(rt, nil)
 	s.checkers.sync(rt)
+	go s.rebalanceLoop()
 	s.log.Info("wsgate listening", "addr", ln.Addr().String(), "admin", s.AdminAddr())
 	return nil
 }
