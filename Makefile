@@ -52,3 +52,32 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+# ---------------------------------------------------------------------------
+# Benchmarks (bench/README.md). Results go to bench/results/<UTC date>/:
+# results.json, results.md and SVG charts. Peers that are not installed are
+# skipped (make bench-peers installs them; needs root).
+BENCH_OUT   ?= bench/results/$(shell date -u +%F)
+BENCH_ADDRS ?=
+BENCH_ARGS  ?=
+BENCH_PEERS := direct,wsgate,haproxy,nginx,caddy
+
+.PHONY: bench bench-quick bench-peers
+
+# Full benchmark: every scenario against every target, 3 runs each
+# (targets alternating), 10 s windows, 9,000 idle sessions. About 25 min
+# with all five targets; run it on a quiet machine.
+bench: build
+	$(BIN)/wsbench -wsgate $(BIN)/wsgate -targets $(BENCH_PEERS) -runs 3 \
+	  -n 9000 -hold 10s -quiet-wait 2m $(BENCH_ADDRS) $(BENCH_ARGS) -out $(BENCH_OUT)
+
+# Quick look: one run of each scenario per target, 1 s windows, 1,000 idle
+# sessions; under 3 minutes with all five targets.
+bench-quick: build
+	$(BIN)/wsbench -wsgate $(BIN)/wsgate -targets $(BENCH_PEERS) -runs 1 \
+	  -d 1s -warmup 300ms -n 1000 -hold 2s $(BENCH_ADDRS) $(BENCH_ARGS) -out $(BENCH_OUT)-quick
+
+# Installs HAProxy, NGINX and Caddy from Debian's packages and stops the
+# services the packages start (root).
+bench-peers:
+	sh bench/peers.sh

@@ -689,6 +689,7 @@ func (c *conn) handshake() bool {
 			if c.w == len(c.buf) {
 				if c.bufPool == &bufPool {
 					c.plainResponse("431 Request Header Fields Too Large", "")
+					c.lingerClose()
 					return false
 				}
 				c.moveToReadBuf()
@@ -742,6 +743,25 @@ func (c *conn) handshake() bool {
 	c.nc.SetReadDeadline(time.Time{})
 	c.s.debugf("echo: conn %d (%s) upgraded", c.id, c.nc.RemoteAddr())
 	return true
+}
+
+// lingerClose half-closes the connection and discards what the client is
+// still sending (bounded in time and bytes), so that closing with unread
+// input does not reset the connection before the client has read our
+// response.
+func (c *conn) lingerClose() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	c.nc.SetReadDeadline(time.Now().Add(time.Second))
+	var b [4096]byte
+	for n := 0; n < 1<<20; {
+		m, err := c.nc.Read(b[:])
+		n += m
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (c *conn) plainResponse(status, body string) {

@@ -16,7 +16,7 @@ import (
 
 // Config describes one load run. Zero values take the defaults noted.
 type Config struct {
-	Scenario string // "throughput" or "idle"
+	Scenario string // "throughput", "latency", "handshake", "fanout" or "idle"
 	URL      string // ws://host:port/path
 
 	// throughput
@@ -24,7 +24,18 @@ type Config struct {
 	InFlight int           // messages in flight per session (default 8)
 	Size     int           // message size in bytes, >= 8 (default 64)
 	Duration time.Duration // measured window (default 10s)
-	Warmup   time.Duration // unmeasured time before the window
+	Warmup   time.Duration // unmeasured time before the window (throughput, latency, fanout)
+
+	// latency: total send rate over all Conns sessions, messages/s
+	// (default 1000), open loop.
+	Rate float64
+	// latency: how long to wait for outstanding echoes after the window
+	// (default 5s); messages still missing then are counted as lost.
+	Drain time.Duration
+
+	// handshake: upper bound on sessions opened (default 1,000,000), on top
+	// of the time bound Warmup + Duration.
+	MaxSessions int
 
 	// idle
 	Idle        int           // sessions to open (default 1000)
@@ -56,6 +67,15 @@ func (c *Config) defaults() error {
 	}
 	if c.Duration <= 0 {
 		c.Duration = 10 * time.Second
+	}
+	if c.Rate <= 0 {
+		c.Rate = 1000
+	}
+	if c.Drain <= 0 {
+		c.Drain = 5 * time.Second
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 1_000_000
 	}
 	if c.Idle <= 0 {
 		c.Idle = 1000
@@ -118,6 +138,24 @@ type Result struct {
 	CloseFailed   int      `json:"close_failed"` // closing handshakes not completed
 	Errors        []string `json:"errors,omitempty"`
 
+	// latency: the rate asked for, the rate of messages scheduled in the
+	// window, and the messages scheduled in the window whose echo never
+	// came (within Drain).
+	TargetRate float64 `json:"target_rate,omitempty"`
+	SentPerSec float64 `json:"sent_per_sec,omitempty"`
+	Lost       int64   `json:"lost,omitempty"`
+	// latency: how late the generator wrote each message after its
+	// intended time (timer wake-up, scheduling, a blocked write): a part
+	// of LatencyUS that is the load side's, or back-pressure.
+	SendLagUS *Latency `json:"send_lag_us,omitempty"`
+
+	// handshake: sessions completed (upgrade, one echo, close) in the
+	// window, per second; LatencyUS is then the handshake time (TCP
+	// connect + upgrade), EchoLatencyUS the first echo's.
+	Upgrades      int64    `json:"upgrades,omitempty"`
+	UpgradesPerS  float64  `json:"upgrades_per_sec,omitempty"`
+	EchoLatencyUS *Latency `json:"echo_latency_us,omitempty"`
+
 	// idle
 	HoldSec           float64 `json:"hold_sec,omitempty"`
 	DroppedDuringHold int     `json:"dropped_during_hold"`
@@ -135,6 +173,9 @@ type Scenario func(ctx context.Context, cfg Config) (*Result, error)
 
 var scenarios = map[string]Scenario{
 	"throughput": Throughput,
+	"latency":    OpenLoop,
+	"handshake":  Handshake,
+	"fanout":     Fanout,
 	"idle":       Idle,
 }
 

@@ -24,8 +24,8 @@ import (
 
 // Targets and scenarios the runner knows.
 var (
-	KnownTargets   = []string{"direct", "wsgate"}
-	KnownScenarios = []string{"throughput", "idle"}
+	KnownTargets   = []string{"direct", "wsgate", "haproxy", "nginx", "caddy"}
+	KnownScenarios = []string{"throughput", "latency", "handshake", "fanout", "idle"}
 )
 
 // Options configure a benchmark session.
@@ -38,8 +38,15 @@ type Options struct {
 	Wsgate     string `json:"wsgate"`      // path of the wsgate binary (target wsgate)
 	WsgateArgs string `json:"wsgate_args"` // arguments; {config} is replaced by the config path
 
+	// Peer proxies' binaries (targets haproxy, nginx, caddy); empty: looked
+	// up in PATH, /usr/sbin and /usr/bin. A peer that is not found is
+	// skipped with a message.
+	Haproxy string `json:"haproxy,omitempty"`
+	Nginx   string `json:"nginx,omitempty"`
+	Caddy   string `json:"caddy,omitempty"`
+
 	Backend string `json:"backend"` // wsecho's address
-	Listen  string `json:"listen"`  // wsgate's WebSocket address
+	Listen  string `json:"listen"`  // the proxy's WebSocket address (every proxy target)
 	Admin   string `json:"admin"`   // wsgate's admin address (GET /readyz)
 
 	Conns    int           `json:"conns"`
@@ -49,6 +56,27 @@ type Options struct {
 	Warmup   time.Duration `json:"warmup_ns"`
 	Idle     int           `json:"idle"`
 	Hold     time.Duration `json:"hold_ns"`
+
+	// latency: LatConns sessions at Rate messages/s in total, open loop,
+	// Size bytes, Warmup + Duration.
+	LatConns int     `json:"lat_conns"`
+	Rate     float64 `json:"rate"`
+	// handshake: HSConns concurrent workers for Warmup + Duration.
+	HSConns int `json:"hs_conns"`
+	// fanout: FanConns sessions; wsecho pushes FanSize bytes to each every
+	// FanInterval.
+	FanConns    int           `json:"fan_conns"`
+	FanInterval time.Duration `json:"fan_interval_ns"`
+	FanSize     int           `json:"fan_size"`
+
+	// Runs is how many times each scenario runs against each target;
+	// targets alternate within each round.
+	Runs int `json:"runs"`
+
+	// CapPct, if > 0, limits the proxy's processes to this share of one
+	// core with a CPU cgroup (cgroup v2 cpu.max, else v1 cfs quota) when
+	// one is writable; target direct is never capped.
+	CapPct float64 `json:"cap_pct,omitempty"`
 
 	// Pin runs the load generator and the backend on CPU 0 and the proxy on
 	// CPU 1 with taskset, if taskset is installed.
@@ -63,44 +91,61 @@ type Options struct {
 	Progress io.Writer `json:"-"` // one line per run
 }
 
-// DefaultOptions returns the standard benchmark: throughput C=100 K=8 S=64
-// for 10s and idle N=1000 for 10s, against direct and wsgate.
+// DefaultOptions returns the standard benchmark: throughput C=100 K=8 S=64,
+// latency C=100 at 20,000 msg/s, handshake with 16 workers, fanout to 1000
+// sessions every 100 ms, each for 10 s, and idle N=1000 for 10 s; three
+// runs of each against direct and wsgate.
 func DefaultOptions() Options {
 	return Options{
-		Targets:    []string{"direct", "wsgate"},
-		Scenarios:  []string{"throughput", "idle"},
-		WsgateArgs: "run --config {config}",
-		Backend:    "127.0.0.1:19001",
-		Listen:     "127.0.0.1:18080",
-		Admin:      "127.0.0.1:19090",
-		Conns:      100,
-		InFlight:   8,
-		Size:       64,
-		Duration:   10 * time.Second,
-		Warmup:     time.Second,
-		Idle:       1000,
-		Hold:       10 * time.Second,
-		Pin:        true,
+		Targets:     []string{"direct", "wsgate"},
+		Scenarios:   []string{"throughput", "latency", "handshake", "fanout", "idle"},
+		WsgateArgs:  "run --config {config}",
+		Backend:     "127.0.0.1:19001",
+		Listen:      "127.0.0.1:18080",
+		Admin:       "127.0.0.1:19090",
+		Conns:       100,
+		InFlight:    8,
+		Size:        64,
+		Duration:    10 * time.Second,
+		Warmup:      time.Second,
+		Idle:        1000,
+		Hold:        10 * time.Second,
+		LatConns:    100,
+		Rate:        20000,
+		HSConns:     16,
+		FanConns:    1000,
+		FanInterval: 100 * time.Millisecond,
+		FanSize:     64,
+		Runs:        3,
+		Pin:         true,
 	}
 }
 
 // Run is the outcome of one scenario against one target. The "target" is
 // the process whose cost is measured: wsecho itself for direct, the proxy
-// for wsgate (the backend is then measured too).
+// for the others (the backend is then measured too).
 type Run struct {
 	Target   string       `json:"target"`
 	Scenario string       `json:"scenario"`
+	Round    int          `json:"round"` // 1..Options.Runs
 	Pinned   bool         `json:"pinned"`
+	CapPct   float64      `json:"cap_pct,omitempty"` // the proxy's CPU cap, when applied
 	Load     *load.Result `json:"load,omitempty"`
 	Error    string       `json:"error,omitempty"`
 
-	// throughput: CPU time (user+system) over the measured window.
+	// throughput, latency, handshake, fanout: CPU time (user+system) over
+	// the measured window.
 	WindowSec          float64 `json:"window_sec,omitempty"`
 	TargetCPUSec       float64 `json:"target_cpu_sec,omitempty"`
 	TargetCPUPct       float64 `json:"target_cpu_pct_of_core,omitempty"`
 	TargetCPUPerMsgUS  float64 `json:"target_cpu_per_msg_us,omitempty"`
 	BackendCPUSec      float64 `json:"backend_cpu_sec,omitempty"`
 	BackendCPUPerMsgUS float64 `json:"backend_cpu_per_msg_us,omitempty"`
+	// handshake: the target's CPU time per completed session (upgrade, one
+	// echo, close).
+	TargetCPUPerUpgradeUS float64 `json:"target_cpu_per_upgrade_us,omitempty"`
+	// fanout: messages/s wsecho was asked to push (sessions / interval).
+	ExpectedPerSec float64 `json:"expected_per_sec,omitempty"`
 	// LoadSideCPUPct is the generator's plus the backend's CPU time over
 	// the window, in % of one core: both share CPU 0 when pinned, so near
 	// 100 the load side, not the target, limits the throughput.
@@ -120,24 +165,56 @@ type Run struct {
 	BackendKBPerSession    float64 `json:"backend_kb_per_session,omitempty"`
 	IdleSamples            int     `json:"idle_samples,omitempty"`
 	TargetProcessesSampled int     `json:"target_processes,omitempty"`
+	// idle: the target's CPU time from READY to HOLD-END (all sessions
+	// open, nothing sent), in % of one core.
+	IdleHoldSec float64 `json:"idle_hold_sec,omitempty"`
+	IdleCPUPct  float64 `json:"idle_cpu_pct_of_core"`
+	IdleCPUSec  float64 `json:"idle_cpu_sec"`
 }
 
 // Runner runs benchmarks with fixed options.
 type Runner struct {
-	opts    Options
-	taskset string
+	opts     Options
+	taskset  string
+	peers    map[string]string // target → binary
+	versions map[string]string // target → version line
+	cg       *cgroup           // CPU cap for the proxy, nil if none
+	notes    []string
 }
 
-// New checks opts and returns a Runner.
+// New checks opts and returns a Runner. Peer targets whose binary is not
+// installed are dropped, with a note on opts.Progress.
 func New(opts Options) (*Runner, error) {
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	r := &Runner{peers: map[string]string{}, versions: map[string]string{}}
+	var targets []string
 	for _, t := range opts.Targets {
 		if !slices.Contains(KnownTargets, t) {
 			return nil, fmt.Errorf("unknown target %q (have %v)", t, KnownTargets)
 		}
-		if t == "wsgate" && opts.Wsgate == "" {
-			return nil, errors.New("target wsgate needs the wsgate binary (-wsgate PATH)")
+		switch t {
+		case "wsgate":
+			if opts.Wsgate == "" {
+				return nil, errors.New("target wsgate needs the wsgate binary (-wsgate PATH)")
+			}
+			r.peers[t] = opts.Wsgate
+		case "haproxy", "nginx", "caddy":
+			bin := findPeer(t, map[string]string{"haproxy": opts.Haproxy, "nginx": opts.Nginx, "caddy": opts.Caddy}[t])
+			if bin == "" {
+				r.note(opts.Progress, fmt.Sprintf("skipping target %s: not installed (make bench-peers installs it)", t))
+				continue
+			}
+			r.peers[t] = bin
+			r.versions[t] = peerVersion(t, bin)
 		}
+		targets = append(targets, t)
 	}
+	if len(targets) == 0 {
+		return nil, errors.New("no target left to run")
+	}
+	opts.Targets = targets
 	for _, s := range opts.Scenarios {
 		if !slices.Contains(KnownScenarios, s) {
 			return nil, fmt.Errorf("unknown scenario %q (have %v)", s, KnownScenarios)
@@ -151,42 +228,88 @@ func New(opts Options) (*Runner, error) {
 	if opts.WorkDir == "" {
 		return nil, errors.New("no work directory")
 	}
-	if opts.Progress == nil {
-		opts.Progress = io.Discard
+	if opts.Runs <= 0 {
+		opts.Runs = 1
 	}
-	r := &Runner{opts: opts}
 	if opts.Pin {
 		if p, err := exec.LookPath("taskset"); err == nil {
 			r.taskset = p
 		}
 	}
+	if opts.CapPct > 0 {
+		cg, err := newCgroup(opts.CapPct)
+		if err != nil {
+			r.note(opts.Progress, fmt.Sprintf("no CPU cap: %v; running uncapped", err))
+			opts.CapPct = 0
+		} else {
+			r.cg = cg
+			r.note(opts.Progress, fmt.Sprintf("proxies capped at %.0f%% of a core with %s", opts.CapPct, cg))
+		}
+	}
+	r.opts = opts
 	return r, nil
+}
+
+func (r *Runner) note(w io.Writer, s string) {
+	r.notes = append(r.notes, s)
+	fmt.Fprintln(w, "wsbench: "+s)
+}
+
+// Close removes the CPU cgroup, if one was made. Call it once every run
+// is over.
+func (r *Runner) Close() error {
+	if r.cg != nil {
+		return r.cg.remove()
+	}
+	return nil
 }
 
 // Pinned reports whether processes are pinned to CPUs.
 func (r *Runner) Pinned() bool { return r.taskset != "" }
 
-// Execute runs every scenario against every target, in that order. A
-// failed run is recorded in its Run.Error and the others go on.
+// Options returns the options in force (targets not installed dropped, the
+// cap cleared when it cannot be applied).
+func (r *Runner) Options() Options { return r.opts }
+
+// Versions returns the version line of each peer proxy.
+func (r *Runner) Versions() map[string]string { return r.versions }
+
+// Notes returns the notes printed while setting up (skipped targets, cap).
+func (r *Runner) Notes() []string { return r.notes }
+
+// Execute runs every scenario against every target Options.Runs times. In
+// each round the scenarios run in order and, for each, every target in
+// turn, the first target rotating from round to round, so that slow drifts
+// of the machine spread over all targets. A failed run is recorded in its
+// Run.Error and the others go on.
 func (r *Runner) Execute(ctx context.Context) []Run {
-	total := len(r.opts.Targets) * len(r.opts.Scenarios)
+	o := &r.opts
+	total := o.Runs * len(o.Targets) * len(o.Scenarios)
 	var runs []Run
 	i := 0
-	for _, target := range r.opts.Targets {
-		for _, scenario := range r.opts.Scenarios {
-			i++
-			if ctx.Err() != nil {
-				return runs
-			}
-			if r.opts.QuietWait > 0 {
-				if busy, ok := waitQuiet(ctx, r.opts.QuietWait); !ok {
-					fmt.Fprintf(r.opts.Progress, "[%d/%d] machine still %.0f%% busy after %v; running anyway\n", i, total, busy, r.opts.QuietWait)
+	for round := 1; round <= o.Runs; round++ {
+		for _, scenario := range o.Scenarios {
+			for k := range o.Targets {
+				target := o.Targets[(k+round-1)%len(o.Targets)]
+				i++
+				if ctx.Err() != nil {
+					return runs
 				}
+				if o.QuietWait > 0 {
+					if busy, ok := waitQuiet(ctx, o.QuietWait); !ok {
+						fmt.Fprintf(o.Progress, "[%d/%d] machine still %.0f%% busy after %v; running anyway\n", i, total, busy, o.QuietWait)
+					}
+				}
+				fmt.Fprintf(o.Progress, "[%d/%d] round %d: %s %s: %s ...\n", i, total, round, target, scenario, r.describe(scenario))
+				run := r.runOne(ctx, target, scenario)
+				run.Round = round
+				capped := ""
+				if run.CapPct > 0 {
+					capped = fmt.Sprintf(" (capped at %.0f%% of a core)", run.CapPct)
+				}
+				fmt.Fprintf(o.Progress, "[%d/%d] round %d: %s %s%s: %s\n", i, total, round, target, scenario, capped, summary(&run))
+				runs = append(runs, run)
 			}
-			fmt.Fprintf(r.opts.Progress, "[%d/%d] %s %s: %s ...\n", i, total, target, scenario, r.describe(scenario))
-			run := r.runOne(ctx, target, scenario)
-			fmt.Fprintf(r.opts.Progress, "[%d/%d] %s %s: %s\n", i, total, target, scenario, summary(&run))
-			runs = append(runs, run)
 		}
 	}
 	return runs
@@ -194,8 +317,15 @@ func (r *Runner) Execute(ctx context.Context) []Run {
 
 func (r *Runner) describe(scenario string) string {
 	o := &r.opts
-	if scenario == "idle" {
+	switch scenario {
+	case "idle":
 		return fmt.Sprintf("n=%d hold=%v", o.Idle, o.Hold)
+	case "latency":
+		return fmt.Sprintf("c=%d rate=%.0f/s s=%d d=%v warmup=%v", o.LatConns, o.Rate, o.Size, o.Duration, o.Warmup)
+	case "handshake":
+		return fmt.Sprintf("c=%d s=%d d=%v warmup=%v", o.HSConns, o.Size, o.Duration, o.Warmup)
+	case "fanout":
+		return fmt.Sprintf("c=%d push every %v × %d B d=%v warmup=%v", o.FanConns, o.FanInterval, o.FanSize, o.Duration, o.Warmup)
 	}
 	return fmt.Sprintf("c=%d k=%d s=%d d=%v warmup=%v", o.Conns, o.InFlight, o.Size, o.Duration, o.Warmup)
 }
@@ -205,9 +335,10 @@ func summary(run *Run) string {
 		return "FAILED: " + run.Error
 	}
 	l := run.Load
+	var s string
 	switch run.Scenario {
 	case "throughput":
-		s := fmt.Sprintf("%.0f msg/s", l.MsgsPerSec)
+		s = fmt.Sprintf("%.0f msg/s", l.MsgsPerSec)
 		if l.LatencyUS != nil {
 			s += fmt.Sprintf(", p50 %.0fµs p99 %.0fµs", l.LatencyUS.P50, l.LatencyUS.P99)
 		}
@@ -216,14 +347,32 @@ func summary(run *Run) string {
 		if run.Pinned && run.LoadSideCPUPct > 90 && run.Target != "direct" {
 			s += " (load side saturated: the target is not the limit)"
 		}
-		if run.OtherCPUPct > 10 {
-			s += fmt.Sprintf("; WARNING: other processes used %.0f%% of a core during the window", run.OtherCPUPct)
+	case "latency":
+		s = fmt.Sprintf("%.0f of %.0f msg/s echoed, lost %d", l.MsgsPerSec, l.TargetRate, l.Lost)
+		if lat := l.LatencyUS; lat != nil {
+			s += fmt.Sprintf(", p50 %.0fµs p99 %.0fµs p99.9 %.0fµs", lat.P50, lat.P99, lat.P999)
 		}
-		return s
+		s += fmt.Sprintf(", target CPU %.2f µs/msg (%.0f%% of a core)", run.TargetCPUPerMsgUS, run.TargetCPUPct)
+	case "handshake":
+		s = fmt.Sprintf("%.0f upgrades/s", l.UpgradesPerS)
+		if lat := l.LatencyUS; lat != nil {
+			s += fmt.Sprintf(", handshake p50 %.0fµs p99 %.0fµs", lat.P50, lat.P99)
+		}
+		s += fmt.Sprintf(", target CPU %.1f µs/upgrade (%.0f%% of a core), %d errors", run.TargetCPUPerUpgradeUS, run.TargetCPUPct, l.DialFailures+l.SessionErrors)
+	case "fanout":
+		s = fmt.Sprintf("%.0f of %.0f msg/s delivered", l.MsgsPerSec, run.ExpectedPerSec)
+		if lat := l.LatencyUS; lat != nil {
+			s += fmt.Sprintf(", push-to-receipt p50 %.0fµs p99 %.0fµs", lat.P50, lat.P99)
+		}
+		s += fmt.Sprintf(", target CPU %.2f µs/msg (%.0f%% of a core)", run.TargetCPUPerMsgUS, run.TargetCPUPct)
 	default:
-		return fmt.Sprintf("%d/%d sessions, %d echo failures, target %.1f KB/session (RSS %d → %d kB)",
-			l.Established, l.Sessions, l.EchoFailed+l.DialFailures, run.TargetKBPerSession, run.TargetRSSBeforeKB, run.TargetRSSHoldKB)
+		return fmt.Sprintf("%d/%d sessions, %d echo failures, target %.1f KB/session (RSS %d → %d kB), %.2f%% of a core while idle",
+			l.Established, l.Sessions, l.EchoFailed+l.DialFailures, run.TargetKBPerSession, run.TargetRSSBeforeKB, run.TargetRSSHoldKB, run.IdleCPUPct)
 	}
+	if run.OtherCPUPct > 10 {
+		s += fmt.Sprintf("; WARNING: other processes used %.0f%% of a core during the window", run.OtherCPUPct)
+	}
+	return s
 }
 
 // runOne starts fresh processes for one run, so that one scenario's memory
@@ -241,7 +390,12 @@ func (r *Runner) runOne(ctx context.Context, target, scenario string) (run Run) 
 		}
 	}
 
-	backend, err := r.start(tag+"-wsecho", 0, r.opts.Wsecho, []string{"-listen", r.opts.Backend, "-log", "info"}, nil)
+	echoArgs := []string{"-listen", r.opts.Backend, "-log", "info"}
+	if scenario == "fanout" {
+		echoArgs = append(echoArgs, "-push-interval", r.opts.FanInterval.String(), "-push-size", strconv.Itoa(r.opts.FanSize))
+		run.ExpectedPerSec = float64(r.opts.FanConns) / r.opts.FanInterval.Seconds()
+	}
+	backend, err := r.start(tag+"-wsecho", 0, r.opts.Wsecho, echoArgs, nil, nil, false)
 	if err != nil {
 		return fail(err)
 	}
@@ -252,19 +406,17 @@ func (r *Runner) runOne(ctx context.Context, target, scenario string) (run Run) 
 	measured := backend
 	url := "ws://" + r.opts.Backend + "/"
 
-	if target == "wsgate" {
-		cfgPath := filepath.Join(r.opts.WorkDir, tag+".toml")
-		if err := os.WriteFile(cfgPath, []byte(WsgateConfig(r.opts.Listen, r.opts.Admin, r.opts.Backend)), 0o644); err != nil {
-			return fail(err)
-		}
-		args := strings.Fields(strings.ReplaceAll(r.opts.WsgateArgs, "{config}", cfgPath))
-		proxy, err := r.start(tag+"-wsgate", 1, r.opts.Wsgate, args, nil)
+	if target != "direct" {
+		proxy, ready, err := r.startProxy(target, tag)
 		if err != nil {
 			return fail(err)
 		}
 		defer proxy.stop()
-		if err := waitHTTP(ctx, "http://"+r.opts.Admin+"/readyz", 15*time.Second, proxy); err != nil {
-			return fail(fmt.Errorf("wsgate: %w (log: %s)", err, proxy.logPath))
+		if err := waitHTTP(ctx, ready, 15*time.Second, proxy); err != nil {
+			return fail(fmt.Errorf("%s: %w (log: %s)", target, err, proxy.logPath))
+		}
+		if r.cg != nil {
+			run.CapPct = r.opts.CapPct
 		}
 		measured = proxy
 		url = "ws://" + r.opts.Listen + "/"
@@ -285,11 +437,58 @@ func (r *Runner) runOne(ctx context.Context, target, scenario string) (run Run) 
 	return run
 }
 
+// startProxy writes the target's configuration and starts it on CPU 1
+// (in the CPU cgroup when capped). It returns the URL that answers 200
+// once the proxy is ready.
+func (r *Runner) startProxy(target, tag string) (*proc, string, error) {
+	o := &r.opts
+	bin := r.peers[target]
+	var text, ext string
+	var env []string
+	ready := "http://" + o.Listen + "/" // proxied to wsecho's GET /
+	switch target {
+	case "wsgate":
+		text, ext = WsgateConfig(o.Listen, o.Admin, o.Backend), ".toml"
+		ready = "http://" + o.Admin + "/readyz"
+	case "haproxy":
+		text, ext = HaproxyConfig(o.Listen, o.Backend), ".cfg"
+	case "nginx":
+		text, ext = NginxConfig(o.Listen, o.Backend, filepath.Join(o.WorkDir, tag+"-nginx")), ".conf"
+	case "caddy":
+		text, ext = CaddyConfig(o.Listen, o.Backend), ".Caddyfile"
+		dir := filepath.Join(o.WorkDir, tag+"-caddy")
+		env = []string{"GOMAXPROCS=1", "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "HOME=" + dir}
+	}
+	cfgPath := filepath.Join(o.WorkDir, tag+ext)
+	if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
+		return nil, "", err
+	}
+	var args []string
+	switch target {
+	case "wsgate":
+		args = strings.Fields(strings.ReplaceAll(o.WsgateArgs, "{config}", cfgPath))
+	case "haproxy":
+		args = []string{"-db", "-f", cfgPath}
+	case "nginx":
+		if err := os.MkdirAll(filepath.Join(o.WorkDir, tag+"-nginx"), 0o755); err != nil {
+			return nil, "", err
+		}
+		args = []string{"-c", cfgPath, "-p", filepath.Join(o.WorkDir, tag+"-nginx")}
+	case "caddy":
+		args = []string{"run", "--config", cfgPath, "--adapter", "caddyfile"}
+	}
+	p, err := r.start(tag+"-"+target, 1, bin, args, nil, env, true)
+	return p, ready, err
+}
+
 func (r *Runner) addrs(target string) []string {
-	if target == "wsgate" {
+	switch target {
+	case "direct":
+		return []string{r.opts.Backend}
+	case "wsgate":
 		return []string{r.opts.Backend, r.opts.Listen, r.opts.Admin}
 	}
-	return []string{r.opts.Backend}
+	return []string{r.opts.Backend, r.opts.Listen}
 }
 
 // drive runs wsload against url, sampling the measured process (and the
@@ -297,15 +496,24 @@ func (r *Runner) addrs(target string) []string {
 func (r *Runner) drive(ctx context.Context, run *Run, scenario, url string, measured, backend *proc) error {
 	o := &r.opts
 	args := []string{"-scenario", scenario, "-url", url, "-json"}
-	var limit time.Duration
+	window := []string{"-d", o.Duration.String(), "-warmup", o.Warmup.String()}
+	limit := o.Warmup + o.Duration + 60*time.Second
 	switch scenario {
 	case "throughput":
-		args = append(args, "-c", strconv.Itoa(o.Conns), "-k", strconv.Itoa(o.InFlight), "-s", strconv.Itoa(o.Size),
-			"-d", o.Duration.String(), "-warmup", o.Warmup.String())
-		limit = o.Warmup + o.Duration + 60*time.Second
+		args = append(args, "-c", strconv.Itoa(o.Conns), "-k", strconv.Itoa(o.InFlight), "-s", strconv.Itoa(o.Size))
+		args = append(args, window...)
+	case "latency":
+		args = append(args, "-c", strconv.Itoa(o.LatConns), "-rate", strconv.FormatFloat(o.Rate, 'f', -1, 64), "-s", strconv.Itoa(o.Size))
+		args = append(args, window...)
+	case "handshake":
+		args = append(args, "-c", strconv.Itoa(o.HSConns), "-s", strconv.Itoa(o.Size))
+		args = append(args, window...)
+	case "fanout":
+		args = append(args, "-c", strconv.Itoa(o.FanConns))
+		args = append(args, window...)
 	case "idle":
 		args = append(args, "-n", strconv.Itoa(o.Idle), "-hold", o.Hold.String())
-		limit = o.Hold + 90*time.Second
+		limit = o.Hold + 120*time.Second
 	}
 	separate := measured != backend
 
@@ -316,7 +524,7 @@ func (r *Runner) drive(ctx context.Context, run *Run, scenario, url string, meas
 	beforeBackend, _ := Take(backend.pid())
 
 	pr, pw := io.Pipe()
-	gen, err := r.start("wsload-"+run.Target+"-"+scenario, 0, o.Wsload, args, pw)
+	gen, err := r.start("wsload-"+run.Target+"-"+scenario, 0, o.Wsload, args, pw, nil, false)
 	if err != nil {
 		return err
 	}
@@ -343,6 +551,8 @@ func (r *Runner) drive(ctx context.Context, run *Run, scenario, url string, meas
 		markerErr          error
 		sampleMu           sync.Mutex
 		targetProcsSampled int
+		idleStart, idleEnd Sample
+		idleOK             int
 	)
 	sampleOnce := func() {
 		s, err1 := Take(measured.pid())
@@ -374,6 +584,10 @@ func (r *Runner) drive(ctx context.Context, run *Run, scenario, url string, meas
 			busyEnd, _ = machineBusy()
 			gotEnd = err == nil
 		case strings.HasPrefix(string(line), "WSLOAD READY"):
+			if s, err := Take(measured.pid()); err == nil {
+				idleStart = s
+				idleOK++
+			}
 			stopSampling = make(chan struct{})
 			sampling.Add(1)
 			go func(stop chan struct{}) {
@@ -390,6 +604,10 @@ func (r *Runner) drive(ctx context.Context, run *Run, scenario, url string, meas
 				}
 			}(stopSampling)
 		case string(line) == "WSLOAD HOLD-END":
+			if s, err := Take(measured.pid()); err == nil {
+				idleEnd = s
+				idleOK++
+			}
 			if stopSampling != nil {
 				close(stopSampling)
 				sampling.Wait()
@@ -421,7 +639,7 @@ func (r *Runner) drive(ctx context.Context, run *Run, scenario, url string, meas
 	}
 
 	switch scenario {
-	case "throughput":
+	case "throughput", "latency", "handshake", "fanout":
 		if !gotStart || !gotEnd {
 			return errors.New("wsload did not mark the measurement window")
 		}
@@ -440,6 +658,10 @@ func (r *Runner) drive(ctx context.Context, run *Run, scenario, url string, meas
 		}
 		if n := float64(out.Messages); n > 0 {
 			run.TargetCPUPerMsgUS = run.TargetCPUSec * 1e6 / n
+			run.BackendCPUPerMsgUS = run.BackendCPUSec * 1e6 / n
+		}
+		if n := float64(out.Upgrades); n > 0 {
+			run.TargetCPUPerUpgradeUS = run.TargetCPUSec * 1e6 / n
 			run.BackendCPUPerMsgUS = run.BackendCPUSec * 1e6 / n
 		}
 	case "idle":
@@ -463,6 +685,13 @@ func (r *Runner) drive(ctx context.Context, run *Run, scenario, url string, meas
 		if !separate {
 			run.BackendRSSBeforeKB, run.BackendRSSHoldKB = run.TargetRSSBeforeKB, run.TargetRSSHoldKB
 			run.BackendKBPerSession = run.TargetKBPerSession
+		}
+		if idleOK == 2 {
+			run.IdleHoldSec = idleEnd.At.Sub(idleStart.At).Seconds()
+			run.IdleCPUSec = (idleEnd.CPU - idleStart.CPU).Seconds()
+			if run.IdleHoldSec > 0 {
+				run.IdleCPUPct = 100 * run.IdleCPUSec / run.IdleHoldSec
+			}
 		}
 	}
 	return nil
@@ -527,9 +756,12 @@ type proc struct {
 	err     error
 }
 
-// start runs bin with args, pinned to cpu when pinning is on. Its stderr
-// (and stdout, unless given) goes to a log file in the work directory.
-func (r *Runner) start(name string, cpu int, bin string, args []string, stdout io.Writer) (*proc, error) {
+// start runs bin with args, pinned to cpu when pinning is on, with env
+// added to the environment. A proxy (inCap) goes into the CPU cgroup, when
+// there is one, before it execs, so that every process it forks is in it
+// too. Its stderr (and stdout, unless given) goes to a log file in the work
+// directory.
+func (r *Runner) start(name string, cpu int, bin string, args []string, stdout io.Writer, env []string, inCap bool) (*proc, error) {
 	logPath := filepath.Join(r.opts.WorkDir, name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -540,7 +772,14 @@ func (r *Runner) start(name string, cpu int, bin string, args []string, stdout i
 		// taskset execs the program: the PID is the program's.
 		argv = append([]string{r.taskset, "-c", strconv.Itoa(cpu)}, argv...)
 	}
+	if inCap && r.cg != nil {
+		// sh writes its own PID into the cgroup and execs: same PID.
+		argv = append([]string{"/bin/sh", "-c", `echo $$ > "$0" && exec "$@"`, r.cg.procsFile()}, argv...)
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stderr = logf
 	cmd.Stdout = logf
 	if stdout != nil {

@@ -143,6 +143,11 @@ func TestDirect(t *testing.T) {
 	o.Backend = freeAddr(t)
 	o.Conns, o.InFlight, o.Duration, o.Warmup = 10, 4, 500*time.Millisecond, 100*time.Millisecond
 	o.Idle, o.Hold = 100, 500*time.Millisecond
+	o.Scenarios = []string{"throughput", "idle", "latency", "handshake", "fanout"}
+	o.Runs = 1
+	o.LatConns, o.Rate = 5, 1000
+	o.HSConns = 2
+	o.FanConns, o.FanInterval = 20, 50*time.Millisecond
 	o.WorkDir = t.TempDir()
 	var progress bytes.Buffer
 	o.Progress = &progress
@@ -153,12 +158,23 @@ func TestDirect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	runs := r.Execute(ctx)
-	if len(runs) != 2 {
+	if len(runs) != 5 {
 		t.Fatalf("%d runs", len(runs))
 	}
-	tp, idle := runs[0], runs[1]
-	if tp.Error != "" || idle.Error != "" {
-		t.Fatalf("errors: %q / %q\n%s", tp.Error, idle.Error, progress.String())
+	for _, r := range runs {
+		if r.Error != "" {
+			t.Fatalf("%s: %s\n%s", r.Scenario, r.Error, progress.String())
+		}
+	}
+	tp, idle, lat, hs, fan := runs[0], runs[1], runs[2], runs[3], runs[4]
+	if lat.Load.Messages == 0 || lat.Load.Lost != 0 || lat.TargetCPUSec < 0 || lat.Load.LatencyUS == nil {
+		t.Fatalf("latency run %+v / %+v", lat, lat.Load)
+	}
+	if hs.Load.Upgrades == 0 || hs.TargetCPUPerUpgradeUS <= 0 {
+		t.Fatalf("handshake run %+v / %+v", hs, hs.Load)
+	}
+	if fan.Load.Messages == 0 || fan.ExpectedPerSec != 400 {
+		t.Fatalf("fanout run %+v / %+v", fan, fan.Load)
 	}
 	if tp.Load.Messages == 0 || tp.Load.SessionErrors != 0 || tp.WindowSec <= 0 || tp.TargetCPUSec <= 0 {
 		t.Fatalf("throughput run %+v / %+v", tp, tp.Load)
@@ -169,7 +185,7 @@ func TestDirect(t *testing.T) {
 	}
 	var md bytes.Buffer
 	Markdown(&md, o, ThisHost(), r.Pinned(), runs)
-	for _, want := range []string{"| direct | ", "target kB/session", "p99.9 µs"} {
+	for _, want := range []string{"| direct | 1/1 |", "target kB/session", "p99.9 µs", "upgrades/s", "delivered msg/s", "echoed msg/s"} {
 		if !strings.Contains(md.String(), want) {
 			t.Fatalf("markdown lacks %q:\n%s", want, md.String())
 		}
@@ -178,7 +194,7 @@ func TestDirect(t *testing.T) {
 	if _, err := rep.WriteJSON(t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(progress.String(), "\n"); n != 4 {
+	if n := strings.Count(progress.String(), "\n"); n != 10 {
 		t.Fatalf("progress lines: %d\n%s", n, progress.String())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -22,20 +23,31 @@ func main() {
 
 func run() int {
 	o := runner.DefaultOptions()
-	targets := flag.String("targets", "", `comma-separated targets: direct, wsgate (default "direct", plus "wsgate" when -wsgate is set)`)
-	scenarios := flag.String("scenarios", strings.Join(o.Scenarios, ","), "comma-separated scenarios: throughput, idle")
+	targets := flag.String("targets", "", `comma-separated targets: direct, wsgate, haproxy, nginx, caddy (default "direct", plus "wsgate" when -wsgate is set); a peer that is not installed is skipped`)
+	scenarios := flag.String("scenarios", strings.Join(o.Scenarios, ","), "comma-separated scenarios: "+strings.Join(runner.KnownScenarios, ", "))
+	flag.StringVar(&o.Haproxy, "haproxy", "", "path of haproxy (default: from PATH, /usr/sbin)")
+	flag.StringVar(&o.Nginx, "nginx", "", "path of nginx (default: from PATH, /usr/sbin)")
+	flag.StringVar(&o.Caddy, "caddy", "", "path of caddy (default: from PATH, /usr/bin)")
+	flag.IntVar(&o.Runs, "runs", o.Runs, "runs of each scenario against each target (targets alternate)")
+	flag.Float64Var(&o.CapPct, "cap", 0, "limit each proxy to this % of one core with a CPU cgroup (0: no cap)")
+	flag.IntVar(&o.LatConns, "lat-c", o.LatConns, "latency: sessions")
+	flag.Float64Var(&o.Rate, "rate", o.Rate, "latency: total messages/s (open loop)")
+	flag.IntVar(&o.HSConns, "hs-c", o.HSConns, "handshake: concurrent workers")
+	flag.IntVar(&o.FanConns, "fan-c", o.FanConns, "fanout: sessions")
+	flag.DurationVar(&o.FanInterval, "fan-interval", o.FanInterval, "fanout: wsecho pushes to every session at this interval")
+	flag.IntVar(&o.FanSize, "fan-s", o.FanSize, "fanout: pushed message size in bytes (>= 8)")
 	flag.StringVar(&o.Wsgate, "wsgate", "", "path of the wsgate binary (enables target wsgate)")
 	flag.StringVar(&o.WsgateArgs, "wsgate-args", o.WsgateArgs, "wsgate's arguments; {config} is replaced by the generated config's path")
 	flag.StringVar(&o.Wsecho, "wsecho", "", "path of the wsecho binary (default: next to wsbench, else built)")
 	flag.StringVar(&o.Wsload, "wsload", "", "path of the wsload binary (default: next to wsbench, else built)")
 	flag.StringVar(&o.Backend, "backend", o.Backend, "wsecho's listen address")
-	flag.StringVar(&o.Listen, "listen", o.Listen, "wsgate's WebSocket listen address")
+	flag.StringVar(&o.Listen, "listen", o.Listen, "the proxy's WebSocket listen address (every proxy target)")
 	flag.StringVar(&o.Admin, "admin", o.Admin, "wsgate's admin address")
 	flag.IntVar(&o.Conns, "c", o.Conns, "throughput: sessions")
 	flag.IntVar(&o.InFlight, "k", o.InFlight, "throughput: messages in flight per session")
 	flag.IntVar(&o.Size, "s", o.Size, "throughput: message size in bytes")
-	flag.DurationVar(&o.Duration, "d", o.Duration, "throughput: measured duration")
-	flag.DurationVar(&o.Warmup, "warmup", o.Warmup, "throughput: warm-up before the measured window")
+	flag.DurationVar(&o.Duration, "d", o.Duration, "throughput, latency, handshake, fanout: measured duration")
+	flag.DurationVar(&o.Warmup, "warmup", o.Warmup, "throughput, latency, handshake, fanout: warm-up before the measured window")
 	flag.IntVar(&o.Idle, "n", o.Idle, "idle: sessions")
 	flag.DurationVar(&o.Hold, "hold", o.Hold, "idle: hold time")
 	flag.BoolVar(&o.Pin, "pin", o.Pin, "pin processes to CPUs with taskset when available")
@@ -77,9 +89,17 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	started := time.Now()
-	runs := r.Execute(ctx)
-
+	o = r.Options()
 	host := runner.ThisHost()
+	host.Peers = r.Versions()
+	if o.Wsgate != "" && slices.Contains(o.Targets, "wsgate") {
+		host.Peers["wsgate"] = wsgateVersion(o.Wsgate)
+	}
+	runs := r.Execute(ctx)
+	if err := r.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "wsbench: removing the CPU cgroup:", err)
+	}
+
 	var md bytes.Buffer
 	runner.Markdown(&md, o, host, r.Pinned(), runs)
 	os.Stdout.Write(md.Bytes())
@@ -91,13 +111,24 @@ func run() int {
 		}
 	}
 	if *out != "" {
-		rep := runner.Report{Started: started, Host: host, Options: o, Runs: runs, Markdown: md.String()}
+		sums := runner.Summarize(o, runs)
+		rep := runner.Report{Started: started, Host: host, Options: o, Notes: r.Notes(), Summary: sums, Runs: runs, Markdown: md.String()}
 		path, err := rep.WriteJSON(*out)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "wsbench:", err)
 			return 1
 		}
-		fmt.Fprintf(os.Stderr, "wsbench: wrote %s (logs in %s)\n", path, o.WorkDir)
+		mdPath := filepath.Join(*out, "results.md")
+		if err := os.WriteFile(mdPath, md.Bytes(), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "wsbench:", err)
+			return 1
+		}
+		charts, err := runner.WriteCharts(*out, o, sums)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "wsbench:", err)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "wsbench: wrote %s, %s and %d charts in %s (logs in %s)\n", path, mdPath, len(charts), *out, o.WorkDir)
 	} else if failed {
 		fmt.Fprintf(os.Stderr, "wsbench: logs kept in %s\n", o.WorkDir)
 	} else {
@@ -107,6 +138,23 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// wsgateVersion asks wsgate for its version, if it has a way to say it.
+func wsgateVersion(bin string) string {
+	for _, arg := range []string{"version", "--version"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		out, err := exec.CommandContext(ctx, bin, arg).CombinedOutput()
+		cancel()
+		if err == nil {
+			line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+			return line
+		}
+	}
+	if st, err := os.Stat(bin); err == nil {
+		return "built " + st.ModTime().UTC().Format(time.RFC3339)
+	}
+	return "unknown"
 }
 
 func splitList(s string) []string {

@@ -20,11 +20,14 @@ func main() {
 	var cfg load.Config
 	flag.StringVar(&cfg.Scenario, "scenario", "throughput", "scenario: "+strings.Join(load.Scenarios(), ", "))
 	flag.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/", "WebSocket URL (ws:// only)")
-	flag.IntVar(&cfg.Conns, "c", 100, "throughput: sessions")
+	flag.IntVar(&cfg.Conns, "c", 100, "throughput, latency, fanout: sessions; handshake: concurrent workers")
 	flag.IntVar(&cfg.InFlight, "k", 8, "throughput: messages in flight per session")
-	flag.IntVar(&cfg.Size, "s", 64, "throughput: message size in bytes (>= 8)")
-	flag.DurationVar(&cfg.Duration, "d", 10*time.Second, "throughput: measured duration")
-	flag.DurationVar(&cfg.Warmup, "warmup", time.Second, "throughput: unmeasured time before the measured window")
+	flag.IntVar(&cfg.Size, "s", 64, "throughput, latency, handshake: message size in bytes (>= 8)")
+	flag.DurationVar(&cfg.Duration, "d", 10*time.Second, "throughput, latency, handshake, fanout: measured duration")
+	flag.DurationVar(&cfg.Warmup, "warmup", time.Second, "throughput, latency, handshake, fanout: unmeasured time before the measured window")
+	flag.Float64Var(&cfg.Rate, "rate", 1000, "latency: total messages/s over all sessions (open loop)")
+	flag.DurationVar(&cfg.Drain, "drain", 5*time.Second, "latency: wait this long after the window for outstanding echoes")
+	flag.IntVar(&cfg.MaxSessions, "max-sessions", 1_000_000, "handshake: at most this many sessions in all")
 	flag.IntVar(&cfg.Idle, "n", 1000, "idle: sessions")
 	flag.DurationVar(&cfg.Hold, "hold", 10*time.Second, "idle: hold time")
 	flag.StringVar(&cfg.ReadyFile, "ready-file", "", "idle: file to create once all sessions are dialled")
@@ -87,7 +90,7 @@ func main() {
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "wsload:", err)
 		os.Exit(1)
-	case res.DialFailures > 0 || res.SessionErrors > 0 || res.EchoFailed > 0:
+	case res.DialFailures > 0 || res.SessionErrors > 0 || res.EchoFailed > 0 || res.Lost > 0:
 		os.Exit(3)
 	}
 }
@@ -107,6 +110,19 @@ func printText(r *load.Result) {
 				l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean, l.Count)
 		}
 		fmt.Printf("generator CPU %.2fs over the window, %.2f µs/msg\n", r.GenCPUSec, r.GenCPUPerMsgUS)
+	case "latency":
+		fmt.Printf("%d sessions x %d bytes at %.0f msg/s asked, window %.1fs\n", r.Established, r.Size, r.TargetRate, r.WindowSec)
+		fmt.Printf("scheduled %.0f msg/s, echoed %.0f msg/s, lost %d\n", r.SentPerSec, r.MsgsPerSec, r.Lost)
+		printLatency("latency µs (from the intended send time)", r.LatencyUS)
+		printLatency("send lag µs (actual − intended send time)", r.SendLagUS)
+		fmt.Printf("generator CPU %.2fs over the window, %.2f µs/msg\n", r.GenCPUSec, r.GenCPUPerMsgUS)
+	case "handshake":
+		fmt.Printf("%d upgrades in %.1fs: %.0f/s\n", r.Upgrades, r.WindowSec, r.UpgradesPerS)
+		printLatency("handshake µs (connect + upgrade)", r.LatencyUS)
+		printLatency("first echo µs", r.EchoLatencyUS)
+	case "fanout":
+		fmt.Printf("%d sessions, window %.1fs: %d pushed messages received, %.0f msg/s\n", r.Established, r.WindowSec, r.Messages, r.MsgsPerSec)
+		printLatency("push-to-receipt µs", r.LatencyUS)
 	case "idle":
 		fmt.Printf("held %.1fs, dropped during hold %d\n", r.HoldSec, r.DroppedDuringHold)
 		fmt.Printf("echo ok %d, failed %d\n", r.EchoOK, r.EchoFailed)
@@ -115,6 +131,14 @@ func printText(r *load.Result) {
 	for _, e := range r.Errors {
 		fmt.Printf("  error: %s\n", e)
 	}
+}
+
+func printLatency(what string, l *load.Latency) {
+	if l == nil {
+		return
+	}
+	fmt.Printf("%s  p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  (mean %.0f, n=%d)\n",
+		what, l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean, l.Count)
 }
 
 // raiseNoFile lifts the soft limit on open files to the hard limit.
