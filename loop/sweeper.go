@@ -27,7 +27,7 @@ const (
 	closeGrace = int64(200 * time.Millisecond)
 	// timerEvery makes the idle, ping and closing-deadline checks run every
 	// timerEvery ticks: they are measured in seconds.
-	timerEvery = 10
+	timerEvery = 25
 )
 
 // sweep advances the coarse clock and enforces the memory bounds and the
