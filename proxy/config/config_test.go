@@ -294,6 +294,8 @@ func TestErrors(t *testing.T) {
 			[]string{"t.toml:2: expected ']' to close table name"}},
 		{"duplicate key", "[server]\nlisten = \"a:1\"\nlisten = \"b:1\"\n" + tail,
 			[]string{"t.toml:3: server.listen: key listen is already defined"}},
+		{"duplicate quoted key with a newline", "\"\\n\" = 1\n\"\\n\" = 2\n" + tail,
+			[]string{`t.toml:2: "\n": key \n is already defined`}},
 		{"unknown top-level key", "lisen = 1\n" + tail,
 			[]string{"t.toml:1: lisen: unknown key"}},
 		{"unknown table", "[servr]\nlisten = \"a:1\"\n" + tail,

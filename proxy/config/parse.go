@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
 
 	toml "github.com/pelletier/go-toml/v2"
 )
@@ -160,7 +162,7 @@ func (c *checker) unknownKey(de *toml.DecodeError) {
 func (c *checker) decodeError(err error) {
 	var de *toml.DecodeError
 	if !errors.As(err, &de) {
-		c.errs = append(c.errs, Error{File: c.file, Msg: err.Error()})
+		c.errs = append(c.errs, Error{File: c.file, Msg: oneLine(err.Error())})
 		return
 	}
 	line, col := de.Position()
@@ -168,11 +170,30 @@ func (c *checker) decodeError(err error) {
 	if key == "" {
 		key = keyName(de.Key())
 	}
-	msg := strings.TrimPrefix(de.Error(), "toml: ")
+	msg := oneLine(strings.TrimPrefix(de.Error(), "toml: "))
 	if m := shapeMessage(key, msg); m != "" {
 		msg = m
 	}
 	c.errs = append(c.errs, Error{File: c.file, Line: line, Key: key, Msg: msg})
+}
+
+// oneLine escapes the control characters that go-toml copies from the file
+// into its messages (a quoted key may contain a newline), so that every
+// error stays on one line.
+func oneLine(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // shapeMessage rewrites go-toml's complaints about a value standing where
