@@ -22,7 +22,10 @@ type slot struct {
 
 	// Only the sweeper uses these, to tell a reader that falls behind
 	// from one that stopped: the flush it last saw, the receiver's
-	// acknowledged byte count then, and when it last saw progress.
+	// acknowledged byte count then, and when it last saw progress. It
+	// resets them itself when it finds a new session in the slot (seen),
+	// so add need not touch them.
+	seen       *Session
 	seenFlush  [2]int64
 	seenAcked  [2]uint64
 	progressAt [2]int64
@@ -56,7 +59,6 @@ func (r *registry) add(s *Session) *slot {
 	sl.flushStart[1].Store(0)
 	sl.inflight[0].Store(0)
 	sl.inflight[1].Store(0)
-	sl.seenFlush, sl.seenAcked, sl.progressAt = [2]int64{}, [2]uint64{}, [2]int64{}
 	sl.sess.Store(s)
 	return sl
 }

@@ -79,6 +79,10 @@ func (l *Loop) checkBacklogs(stalled []stalledDir) []stalledDir {
 				if s == nil || s.state.Load() == sessFinished {
 					continue
 				}
+				if s != sl.seen {
+					sl.seen = s
+					sl.seenFlush, sl.seenAcked, sl.progressAt = [2]int64{}, [2]uint64{}, [2]int64{}
+				}
 				if fs != sl.seenFlush[dir] {
 					// A flush began since the last look: the receiver
 					// took the previous one.

@@ -120,6 +120,7 @@ func (s *Server) handleDrain(drain bool) http.HandlerFunc {
 		} else {
 			b.undrain()
 			b.syncState()
+			s.wantRebalance(p.name)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"pool": p.name, "backend": b.addr, "state": b.state(), "active_sessions": b.active.Load()})

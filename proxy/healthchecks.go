@@ -112,6 +112,7 @@ func (d *healthDelegate) StateChanged(target string, healthy bool, reason string
 	if healthy {
 		d.srv.log.Info("backend healthy", "pool", d.pool, "backend", target, "reason", reason)
 		b.slowStart()
+		d.srv.wantRebalance(d.pool)
 	} else {
 		d.srv.log.Warn("backend unhealthy", "pool", d.pool, "backend", target, "reason", reason)
 	}
@@ -168,6 +169,7 @@ func (b *backend) failed(p *pool) {
 	time.AfterFunc(d, func() {
 		b.syncState()
 		b.slowStart()
+		b.srv.wantRebalance(b.pool.Load().name)
 	})
 }
 

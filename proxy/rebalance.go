@@ -27,13 +27,20 @@ func (s *Server) rebalanceLoop() {
 		case <-t.C:
 		}
 		for _, p := range s.routing.Load().pools {
-			if !p.cfg.Rebalance {
+			if !p.cfg.Rebalance || !s.rebalanceWanted(p.name, false) {
 				delete(budget, p.name)
 				continue
 			}
-			budget[p.name] = min(budget[p.name]+float64(p.cfg.RebalanceRate)*rebalanceTick.Seconds(), float64(p.cfg.RebalanceRate))
+			// The allowance never piles up while the pool is balanced,
+			// and at most one tick's worth is spent at once, so closes
+			// never run faster than rebalance_rate.
+			perTick := float64(p.cfg.RebalanceRate) * rebalanceTick.Seconds()
+			budget[p.name] = min(budget[p.name]+perTick, max(perTick, 1))
 			for budget[p.name] >= 1 {
 				if !s.rebalanceOne(p) {
+					// Balanced: done until capacity changes again.
+					s.rebalanceWanted(p.name, true)
+					budget[p.name] = 0
 					break
 				}
 				budget[p.name]--
@@ -89,4 +96,29 @@ func (s *Server) rebalanceOne(p *pool) bool {
 	worst.sessions[0].Close(loop.CauseRebalance, 1012, 1001)
 	s.m.rebalances.WithLabelValues(p.name, worst.b.addr).Inc()
 	return true
+}
+
+// wantRebalance asks for a rebalance of pool: a backend joined, came back
+// from unhealthy or ejected, or was undrained. Rebalancing runs only then,
+// until the pool is balanced, so the churn of sessions coming and going
+// never triggers it.
+func (s *Server) wantRebalance(pool string) {
+	s.rebalanceMu.Lock()
+	if s.rebalancePools == nil {
+		s.rebalancePools = make(map[string]bool)
+	}
+	s.rebalancePools[pool] = true
+	s.rebalanceMu.Unlock()
+}
+
+// rebalanceWanted reports whether pool awaits a rebalance, and clears the
+// request when clear is set.
+func (s *Server) rebalanceWanted(pool string, clear bool) bool {
+	s.rebalanceMu.Lock()
+	defer s.rebalanceMu.Unlock()
+	w := s.rebalancePools[pool]
+	if clear {
+		delete(s.rebalancePools, pool)
+	}
+	return w
 }

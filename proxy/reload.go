@@ -38,8 +38,10 @@ func (s *Server) Reload(path string) (notes []string, err error) {
 		for _, b := range p.backends {
 			b.refill()
 			if op == nil || op.byAddr[b.addr] != b {
-				// A backend that joins starts cold.
+				// A backend that joins starts cold, and the sessions
+				// piled on the others may move over to it.
 				b.slowStart()
+				s.wantRebalance(p.name)
 			}
 		}
 	}
@@ -92,6 +94,7 @@ func (s *Server) applyDrains(rt, old *routing) {
 			case !bc.Drain && was:
 				b.undrain()
 				b.syncState()
+				s.wantRebalance(p.name)
 			}
 		}
 	}

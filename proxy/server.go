@@ -30,6 +30,9 @@ type Server struct {
 	reloadMu sync.Mutex // one reload at a time
 	checkers checkers
 
+	rebalanceMu    sync.Mutex
+	rebalancePools map[string]bool // pools that await a rebalance
+
 	ln      *loop.Listener
 	admin   *http.Server
 	adminLn net.Listener

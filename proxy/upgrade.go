@@ -100,35 +100,51 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 		}
 		bb.Acquire()
 		up := b.take()
-		if up != nil {
+		warm := up != nil
+		if warm {
 			s.m.poolHits.WithLabelValues(p.name).Inc()
 		} else {
 			s.m.poolMisses.WithLabelValues(p.name).Inc()
-			var err error
-			if up, err = s.dial(ctx, b); err != nil {
-				bb.Release()
-				lastErr = err
-				b.failed(p)
-				s.m.backendUpgrades.WithLabelValues(p.name, b.addr, "dial_error").Inc()
-				s.log.Warn("backend unavailable", "pool", p.name, "backend", b.addr, "err", err)
-				continue
-			}
-			if !up.Claim() {
-				bb.Release()
-				up.Close()
-				lastErr = errors.New("backend closed the connection at once")
-				continue
-			}
 		}
-		done, err := s.exchange(c, p, b, bb, up, out.B, key[:], start)
+		var done, dialFailed bool
+		var err error
+		for {
+			if up == nil {
+				if up, err = s.dial(ctx, b); err != nil {
+					dialFailed = true
+					break
+				}
+				if !up.Claim() {
+					up.Close()
+					up, err = nil, errors.New("backend closed the connection at once")
+					break
+				}
+			}
+			done, err = s.exchange(c, p, b, bb, up, out.B, key[:], start)
+			if done || !warm || errors.Is(err, errClientGone) {
+				break
+			}
+			// A warm connection can go stale while it waits (the backend
+			// closed it just as it was taken): that says nothing about the
+			// backend, so it gets a fresh dial before the next backend is
+			// tried, and a sticky key stays where it belongs.
+			warm, up = false, nil
+		}
 		if done {
 			return
 		}
 		bb.Release()
 		lastErr = err
+		if errors.Is(err, errClientGone) {
+			break
+		}
 		b.failed(p)
-		s.m.backendUpgrades.WithLabelValues(p.name, b.addr, "error").Inc()
-		s.log.Warn("backend failed during handshake", "pool", p.name, "backend", b.addr, "err", err)
+		result := "error"
+		if dialFailed {
+			result = "dial_error"
+		}
+		s.m.backendUpgrades.WithLabelValues(p.name, b.addr, result).Inc()
+		s.log.Warn("backend failed", "pool", p.name, "backend", b.addr, "err", err)
 	}
 	if tried == 0 {
 		s.refuse(c, 503, "no backend available", failNoBackend, slog.String("pool", p.name))
