@@ -54,6 +54,16 @@ func run() int {
 	flag.DurationVar(&o.QuietWait, "quiet-wait", 0, "before each run, wait up to this long for the machine to be idle (shared machines)")
 	out := flag.String("out", "", "directory for results.json and the processes' logs")
 	flag.Parse()
+	if *out != "" {
+		// Peers resolve relative paths against their own prefix (nginx -p),
+		// so every path handed to them is absolute.
+		abs, err := filepath.Abs(*out)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "wsbench:", err)
+			os.Exit(2)
+		}
+		*out = abs
+	}
 
 	if *targets == "" {
 		*targets = "direct"
