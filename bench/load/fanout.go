@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/gobwas/ws"
 )
 
@@ -24,7 +23,7 @@ func Fanout(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := &Result{Scenario: "fanout", URL: cfg.URL, Sessions: cfg.Conns}
 	live, err := dialSessions(ctx, &cfg, res, func(nc net.Conn, pre []byte, _ int) *fanSession {
-		return &fanSession{nc: nc, fr: newFrameReader(nc, 64<<10, pre), rng: newRNG(), hist: newHist()}
+		return &fanSession{nc: nc, fr: newFrameReader(nc, 64<<10, pre), rng: newRNG(), tally: tally{hist: newHist()}}
 	})
 	if err != nil {
 		return res, err
@@ -48,24 +47,9 @@ func Fanout(ctx context.Context, cfg Config) (*Result, error) {
 	stop()
 	windowEnded := mk.finish(&w)
 
-	var sessErrs, closeErrs errSamples
-	hist := newHist()
-	for _, s := range live {
-		res.Messages += s.count
-		hist.Merge(s.hist)
-		sessErrs.add(s.err)
-		if s.err == nil && s.closeErr != nil {
-			res.CloseFailed++
-			closeErrs.add(fmt.Errorf("closing handshake: %w", s.closeErr))
-		}
-	}
-	res.SessionErrors = sessErrs.n
-	res.Errors = append(sessErrs.samples, closeErrs.samples...)
-	if ctx.Err() != nil {
-		return res, errInterrupted
-	}
-	if !windowEnded {
-		return res, fmt.Errorf("all sessions ended before the measurement window closed: %v", res.Errors)
+	hist := sumTallies(live, res)
+	if err := windowError(ctx, windowEnded, res); err != nil {
+		return res, err
 	}
 	res.WindowSec = cfg.Duration.Seconds()
 	res.MsgsPerSec = float64(res.Messages) / res.WindowSec
@@ -81,13 +65,10 @@ func Fanout(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 type fanSession struct {
-	nc       net.Conn
-	fr       *frameReader
-	rng      rng
-	count    int64
-	hist     *hdrhistogram.Histogram
-	err      error
-	closeErr error
+	nc  net.Conn
+	fr  *frameReader
+	rng rng
+	tally
 }
 
 func (s *fanSession) run(w *window) {

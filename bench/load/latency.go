@@ -73,27 +73,15 @@ func OpenLoop(ctx context.Context, cfg Config) (*Result, error) {
 	stop()
 	windowEnded := mk.finish(&w)
 
-	var sessErrs, closeErrs errSamples
-	hist, lag := newHist(), newHist()
+	lag := newHist()
 	var scheduled int64
 	for _, s := range live {
-		res.Messages += s.count
 		scheduled += s.scheduled
-		hist.Merge(s.hist)
 		lag.Merge(s.lag)
-		sessErrs.add(s.err)
-		if s.err == nil && s.closeErr != nil {
-			res.CloseFailed++
-			closeErrs.add(fmt.Errorf("closing handshake: %w", s.closeErr))
-		}
 	}
-	res.SessionErrors = sessErrs.n
-	res.Errors = append(sessErrs.samples, closeErrs.samples...)
-	if ctx.Err() != nil {
-		return res, errInterrupted
-	}
-	if !windowEnded {
-		return res, fmt.Errorf("all sessions ended before the measurement window closed: %v", res.Errors)
+	hist := sumTallies(live, res)
+	if err := windowError(ctx, windowEnded, res); err != nil {
+		return res, err
 	}
 	res.WindowSec = cfg.Duration.Seconds()
 	res.MsgsPerSec = float64(res.Messages) / res.WindowSec
@@ -127,10 +115,7 @@ type olSession struct {
 
 	scheduled int64                   // messages whose intended time is in the window
 	lag       *hdrhistogram.Histogram // their actual send time − intended (sender only)
-	count     int64                   // their echoes received
-	hist      *hdrhistogram.Histogram
-	err       error
-	closeErr  error
+	tally                             // count: their echoes received
 }
 
 func newOLSession(nc net.Conn, pre []byte, cfg *Config) *olSession {
@@ -146,7 +131,7 @@ func newOLSession(nc net.Conn, pre []byte, cfg *Config) *olSession {
 		wbuf:    make([]byte, 0, maxBatch*frameLen+256),
 		payload: payload,
 		rng:     newRNG(),
-		hist:    newHist(),
+		tally:   tally{hist: newHist()},
 		lag:     newHist(),
 	}
 }

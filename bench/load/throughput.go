@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/gobwas/ws"
 
 	"github.com/wsgate/wsgate/bench/internal/wsframe"
@@ -103,25 +102,9 @@ func Throughput(ctx context.Context, cfg Config) (*Result, error) {
 		tEnd.Stop()
 	}
 
-	var sessErrs, closeErrs errSamples
-	hist := newHist()
-	for _, s := range live {
-		res.Messages += s.count
-		hist.Merge(s.hist)
-		sessErrs.add(s.err)
-		if s.err == nil && s.closeErr != nil {
-			res.CloseFailed++
-			closeErrs.add(fmt.Errorf("closing handshake: %w", s.closeErr))
-		}
-	}
-	res.SessionErrors = sessErrs.n
-	res.Errors = append(sessErrs.samples, closeErrs.samples...)
-	if ctx.Err() != nil {
-		return res, errInterrupted
-	}
-	if !windowEnded {
-		// Every session failed before the window's end.
-		return res, fmt.Errorf("all sessions ended before the measurement window closed: %v", res.Errors)
+	hist := sumTallies(live, res)
+	if err := windowError(ctx, windowEnded, res); err != nil {
+		return res, err
 	}
 	res.WindowSec = cfg.Duration.Seconds()
 	res.MsgsPerSec = float64(res.Messages) / res.WindowSec
@@ -153,10 +136,7 @@ type tpSession struct {
 	received uint64 // sequence number expected next
 	pending  []byte // pong payloads to send (control frames from the server)
 
-	count    int64
-	hist     *hdrhistogram.Histogram
-	err      error
-	closeErr error
+	tally
 }
 
 func newTPSession(nc net.Conn, pre []byte, cfg *Config) *tpSession {
@@ -172,7 +152,7 @@ func newTPSession(nc net.Conn, pre []byte, cfg *Config) *tpSession {
 		wbuf:    make([]byte, 0, cfg.InFlight*frameLen+256),
 		payload: payload,
 		rng:     newRNG(),
-		hist:    newHist(),
+		tally:   tally{hist: newHist()},
 	}
 }
 
