@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -30,21 +29,7 @@ func Fanout(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	w := newWindow(cfg.Warmup, cfg.Duration)
 	mk := startMarkers(&cfg, &w)
-	var wg sync.WaitGroup
-	for _, s := range live {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.run(&w)
-		}()
-	}
-	stop := context.AfterFunc(ctx, func() {
-		for _, s := range live {
-			s.nc.SetReadDeadline(time.Now())
-		}
-	})
-	wg.Wait()
-	stop()
+	runSessions(ctx, live, &w)
 	windowEnded := mk.finish(&w)
 
 	hist := sumTallies(live, res)

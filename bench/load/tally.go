@@ -3,6 +3,9 @@ package load
 import (
 	"context"
 	"fmt"
+	"net"
+	"sync"
+	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -49,3 +52,29 @@ func windowError(ctx context.Context, windowEnded bool, res *Result) error {
 	}
 	return nil
 }
+
+// runSessions runs every session until it ends, on its own goroutine; an
+// interrupted ctx ends them all by expiring their read deadlines.
+func runSessions[S interface {
+	run(*window)
+	conn() net.Conn
+}](ctx context.Context, live []S, w *window) {
+	var wg sync.WaitGroup
+	for _, s := range live {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.run(w)
+		}()
+	}
+	stop := context.AfterFunc(ctx, func() {
+		for _, s := range live {
+			s.conn().SetReadDeadline(time.Now())
+		}
+	})
+	wg.Wait()
+	stop()
+}
+
+func (s *tpSession) conn() net.Conn  { return s.nc }
+func (s *fanSession) conn() net.Conn { return s.nc }

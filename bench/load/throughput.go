@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -75,21 +74,7 @@ func Throughput(ctx context.Context, cfg Config) (*Result, error) {
 		close(endDone)
 	})
 
-	var wg sync.WaitGroup
-	for _, s := range live {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.run(&w)
-		}()
-	}
-	stop := context.AfterFunc(ctx, func() {
-		for _, s := range live {
-			s.nc.SetReadDeadline(time.Now())
-		}
-	})
-	wg.Wait()
-	stop()
+	runSessions(ctx, live, &w)
 	// Sessions end normally only once the window is over; its markers are
 	// then due (or done): wait for them. Before that, every session failed
 	// or the run was interrupted.
