@@ -364,20 +364,7 @@ func startProxyOpts(t *testing.T, over map[string]string, routes []routeCfg, poo
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if !p.exited() {
-			if err := p.stop(); err != nil {
-				t.Errorf("stopping wsgate: %v", err)
-			}
-		}
-		<-p.done
-		if prob := logProblems(p.logBytes()); prob != "" {
-			t.Errorf("wsgate log shows a problem:\n%s", prob)
-		}
-		if t.Failed() {
-			t.Logf("wsgate log tail (%s):\n%s", p.logPath, p.logTail(12000))
-		}
-	})
+	p.stopAtCleanup(t)
 	if withBaseline {
 		p.trackBaseline(t, 0)
 	}
@@ -829,4 +816,23 @@ func within(t testing.TB, d time.Duration, what string, f func()) {
 	case <-time.After(d):
 		t.Fatalf("%s: not done within %v", what, d)
 	}
+}
+
+// stopAtCleanup stops the proxy when t ends, requires a clean log (no
+// panic, no data race), and shows the log's tail if t failed.
+func (p *proxyProc) stopAtCleanup(t *testing.T) {
+	t.Cleanup(func() {
+		if !p.exited() {
+			if err := p.stop(); err != nil {
+				t.Errorf("stopping wsgate: %v", err)
+			}
+		}
+		<-p.done
+		if prob := logProblems(p.logBytes()); prob != "" {
+			t.Errorf("wsgate log shows a problem:\n%s", prob)
+		}
+		if t.Failed() {
+			t.Logf("wsgate log tail (%s):\n%s", p.logPath, p.logTail(12000))
+		}
+	})
 }

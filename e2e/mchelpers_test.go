@@ -320,20 +320,7 @@ func startMC(t *testing.T, mk func(listen, admin string) string) *proxyProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if !p.exited() {
-			if err := p.stop(); err != nil {
-				t.Errorf("stopping wsgate: %v", err)
-			}
-		}
-		<-p.done
-		if prob := logProblems(p.logBytes()); prob != "" {
-			t.Errorf("wsgate log shows a problem:\n%s", prob)
-		}
-		if t.Failed() {
-			t.Logf("wsgate log tail (%s):\n%s", p.logPath, p.logTail(8000))
-		}
-	})
+	p.stopAtCleanup(t)
 	p.trackBaseline(t, 8*time.Second)
 	return p
 }
