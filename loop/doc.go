@@ -5,47 +5,51 @@
 //
 // # Threads of control
 //
-// Sockets are github.com/cloudwego/netpoll connections. netpoll reads every
-// readable socket on its epoll goroutine and runs a connection's OnRequest on
-// a pooled goroutine, one at a time per connection. wsgate therefore has no
-// goroutine per connection while a session is idle: a session costs two
-// netpoll connections, one Session struct and one registry slot.
-//
-// A client connection starts in the handshake phase: its first OnRequest runs
-// the Handshaker (package proxy), which may block on that goroutine until the
-// handshake deadline while it reads the request, dials or takes a warm
+// Two kinds of poller share the work. github.com/cloudwego/netpoll accepts
+// client connections, dials backends (warm pools included) and carries every
+// connection through its HTTP upgrade: a client's first OnRequest runs the
+// Handshaker (package proxy) on a pooled goroutine, which may block until
+// the handshake deadline while it reads the request, dials or takes a warm
 // upstream, and relays the answer. A 101 ends in ClientConn.Upgrade, which
-// turns both connections into the two directions of a Session. From then on
-// each connection's OnRequest pumps its input to the other connection
-// (relay.go).
+// closes both connections on netpoll's side; their close callbacks (run
+// after netpoll has removed the sockets from its epoll set) hand a duplicate
+// of each socket, with any input netpoll had read past the handshake, to one
+// of the loop's reactors (reactor_linux.go).
 //
-// # Relay without copies
+// A reactor is an epoll set and one goroutine. A session belongs to one
+// reactor for its life, and only that goroutine touches its state: the relay,
+// the close handshake, the timers (timers.go) and the stall rule need no
+// locks. Other goroutines (drains, rebalancing, Shutdown) post work to it.
+// Level-triggered epoll and one read per readiness keep sessions fair.
 //
-// A direction peeks at its input in place, walks the frame headers
-// (frame.ParseHeader, frame.Validator) and hands whole runs of frames —
-// headers and still-masked payloads — to the other connection's writer with
-// Next + WriteBinary, flushes, and only then releases the input: netpoll
-// writes chunks over 4 KiB by reference, so input memory must outlive the
-// flush that sends it. A frame larger than what has arrived is forwarded in
-// pieces as its bytes arrive. Bytes are copied only when a frame header or a
-// control frame is split across reads (into a small carry buffer) and where
-// netpoll itself copies (chunks under 4 KiB, chunks spanning two of its
-// buffer nodes).
+// netpoll stops at the 101 because what it does per connection costs more
+// than the relay needs: a pooled goroutine per read event, an input and an
+// output buffer and a write barrier per connection (about 9 kB per idle
+// session with two connections), and no way to stop reading a socket. A
+// reactor session costs its Session struct, and nothing per idle socket.
 //
-// # Memory bounds
+// # Relay
 //
-// netpoll cannot stop reading a socket, so a peer that does not read lets
-// the other side's input grow without limit. A direction publishes, while it
-// is blocked in a Flush, when the flush started and how many bytes it holds;
-// the sweeper (sweeper.go) adds the bytes still queued on the input. A
-// backlog over MaxBufferedBytes whose receiver acknowledges nothing (TCP
-// bytes_acked) for stallGrace, or any backlog over floodFactor times it, is
-// a slow consumer: Close 1008 to the side that does not keep up, 1001 to the
-// sender, after which the sender's socket is shut for reading (shutdown(2)
-// SHUT_RD: netpoll then sees end of input and detaches it), so memory stops
-// growing. When the sum of backlogs passes MaxBufferedTotal the largest go
-// first. Real TCP backpressure would need netpoll to stop polling a socket
-// for input, which its public API cannot do.
+// A readable socket is read once into the reactor's scratch buffer (64 KiB,
+// or max_buffered_bytes if smaller). The direction walks the frame headers
+// in place (frame.ParseHeader, frame.Validator) and writes the whole run of
+// frames — headers and still-masked payloads — to the other socket with one
+// write(2). A frame larger than what has arrived is forwarded in pieces as
+// its bytes arrive. Bytes are copied only when a frame header or a control
+// frame is split across reads (into a small carry buffer) and when the other
+// socket does not take a whole write (below).
+//
+// # Memory bounds and backpressure
+//
+// When a write is short, the rest is parked on the receiving peer (from
+// bytebufferpool), its socket is watched for EPOLLOUT, and the sending
+// socket is taken out of EPOLLIN until the parked bytes are written: the
+// kernel's buffers fill and TCP flow control slows the sender. wsgate so
+// holds at most one read per blocked direction. A receiver that stays
+// blocked and acknowledges nothing (TCP_INFO bytes_acked) for stallGrace is
+// a slow consumer: Close 1008 to it and 1001 to the sender. When what all
+// reactors hold for blocked receivers passes MaxBufferedTotal, the largest
+// holders are closed first.
 //
 // # Closing at frame boundaries
 //
@@ -56,12 +60,10 @@
 //
 // # TLS (planned)
 //
-// netpoll has no TLS. TLS listeners and upstreams will be served by a second
-// implementation of the same two roles — a connection that yields peeked
-// input and takes whole runs of frames — built on crypto/tls over Go's net
-// package, with a goroutine per TLS connection reading records into a
-// bytebufferpool buffer. Session, the close state machine, the validator and
-// the sweeper do not care which kind of connection a peer is; only the
-// peer's reader/writer pair (peer.go) and the listener/dialer differ. Plain
-// TCP stays on netpoll, where the zero-copy path is.
+// Neither netpoll nor the reactor does TLS. TLS listeners and upstreams will
+// be served by a second implementation of the peer's two roles — a source of
+// input bytes and a sink for whole runs of frames — built on crypto/tls over
+// Go's net package, with a goroutine per TLS connection. Session, the close
+// state machine, the validator and the timers do not care which kind of
+// connection a peer is.
 package loop

@@ -24,6 +24,7 @@ type Handshaker interface {
 const (
 	ccNew int32 = iota
 	ccHandshake
+	ccHandoff // upgraded: the close callback hands the socket to a reactor
 	ccRelay
 	ccClosed
 )
@@ -65,10 +66,7 @@ type ctxKey struct{}
 
 // Listen accepts WebSocket clients on addr and hands each to h.
 func (l *Loop) Listen(addr string, h Handshaker) (*Listener, error) {
-	l.mu.Lock()
-	draining := l.draining
-	l.mu.Unlock()
-	if draining {
+	if l.isDraining() {
 		return nil, errDraining
 	}
 	npln, err := netpoll.CreateListener("tcp", addr)
@@ -105,24 +103,41 @@ func (ln *Listener) onPrepare(conn netpoll.Connection) context.Context {
 			conn.Close()
 		}
 	})
-	conn.AddCloseCallback(func(netpoll.Connection) error {
-		c.timer.Stop()
-		if s := c.sess.Load(); s != nil {
-			s.client.onClosed()
-		}
-		return nil
-	})
+	conn.AddCloseCallback(c.onClosed)
 	return context.WithValue(context.Background(), ctxKey{}, c)
+}
+
+// onClosed runs once netpoll has let go of the connection: after an upgrade
+// it hands the socket to the session's reactor.
+func (c *ClientConn) onClosed(conn netpoll.Connection) error {
+	c.timer.Stop()
+	for {
+		switch st := c.state.Load(); st {
+		case ccHandoff:
+			if !c.state.CompareAndSwap(ccHandoff, ccRelay) {
+				continue
+			}
+			s := c.sess.Load()
+			fd, leftover, err := takeOver(conn)
+			if err != nil {
+				c.loop.log.Warn("hand over client connection", "err", err.Error())
+			}
+			s.adopt(SideClient, fd, leftover)
+			return nil
+		case ccRelay, ccClosed:
+			return nil
+		default:
+			if c.state.CompareAndSwap(st, ccClosed) {
+				return nil
+			}
+		}
+	}
 }
 
 func (ln *Listener) onRequest(ctx context.Context, conn netpoll.Connection) error {
 	c, _ := ctx.Value(ctxKey{}).(*ClientConn)
 	if c == nil {
 		return conn.Close()
-	}
-	if s := c.sess.Load(); s != nil {
-		s.c2b.pump()
-		return nil
 	}
 	if !c.state.CompareAndSwap(ccNew, ccHandshake) {
 		r := conn.Reader()
@@ -132,12 +147,12 @@ func (ln *Listener) onRequest(ctx context.Context, conn netpoll.Connection) erro
 	}
 	c.timer.Stop()
 	ln.h.ServeHandshake(c)
-	if s := c.sess.Load(); s != nil {
-		// Frames the client sent right behind its request.
-		s.c2b.pump()
+	if c.sess.Load() != nil {
+		// Upgraded: the connection was closed on netpoll's side, and its
+		// close callback passes the socket on when this returns.
 		return nil
 	}
-	c.state.Store(ccClosed)
+	c.state.CompareAndSwap(ccHandshake, ccClosed)
 	r := conn.Reader()
 	r.Skip(r.Len())
 	r.Release()
@@ -159,37 +174,22 @@ func (ln *Listener) close() {
 
 // Upgrade switches c and up to frame relay. The handshake calls it after it
 // has relayed the backend's 101 and consumed both heads from the inputs;
-// bytes that follow them are the sessions' first frames.
+// bytes that follow them are the sessions' first frames. Both sockets move
+// from netpoll to one of the loop's reactors.
 func (c *ClientConn) Upgrade(up *Upstream, p SessionParams) (*Session, error) {
 	l := c.loop
-	s := &Session{loop: l, params: p, start: time.Now()}
-	s.client.conn = c.conn
-	s.backend.conn = up.conn
+	s := &Session{loop: l, r: l.pickReactor(), params: p, start: time.Now()}
 	s.initPeers()
-	now := l.nowNano()
-	s.lastActive.Store(now)
-	s.lastClient.Store(now)
-	s.refs.Store(2)
-	s.slot = l.reg.add(s)
 	l.stats.SessionsActive.Add(1)
 	c.sess.Store(s)
-	c.state.Store(ccRelay)
-	if !up.attach(s) {
-		// The backend hung up between its 101 and now (possibly before
-		// its OnRequest was set, when netpoll runs no close callback).
-		s.backend.onClosed()
-	}
-	if !c.conn.IsActive() {
-		// The client left during the handshake; its close callback may
-		// have run before it could see the session.
-		s.client.onClosed()
-	}
-	l.mu.Lock()
-	draining := l.draining
-	l.mu.Unlock()
-	if draining {
-		// Shutdown began while this handshake ran and did not see it.
-		s.abort(CauseShutdown, 1001, 1001)
+	up.handOff(s)
+	if c.state.CompareAndSwap(ccHandshake, ccHandoff) {
+		// Inside the handshake's OnRequest netpoll defers the close
+		// callback until that returns.
+		c.conn.Close()
+	} else {
+		// The client left during the handshake.
+		s.adopt(SideClient, -1, nil)
 	}
 	return s, nil
 }

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/netpoll"
+
+	"github.com/wsgate/wsgate/frame"
 )
 
 // Config holds the limits and timers that apply to every session.
@@ -23,8 +26,11 @@ type Config struct {
 	MaxBufferedBytes int64         // per session and direction: received but not yet written
 	MaxBufferedTotal int64         // sum over all sessions (0: none)
 	// BufferSize is netpoll's initial per-connection buffer (0: netpoll's
-	// default). It is most of an idle connection's user-space memory.
+	// default), used while a connection is in its handshake.
 	BufferSize int
+	// Reactors is the number of relay reactors, each an epoll set served
+	// by one goroutine (0: GOMAXPROCS).
+	Reactors int
 }
 
 func (c *Config) setDefaults() {
@@ -40,25 +46,27 @@ func (c *Config) setDefaults() {
 	if c.MaxBufferedBytes <= 0 {
 		c.MaxBufferedBytes = 1 << 20
 	}
+	if c.Reactors <= 0 {
+		c.Reactors = runtime.GOMAXPROCS(0)
+	}
 }
 
-// Loop is one reactor: its listeners, upstream connections, sessions and
-// the sweeper that enforces their timers and memory bounds.
+// Loop is wsgate's data path: its listeners and handshake connections (on
+// netpoll), and the reactors that relay sessions.
 type Loop struct {
 	cfg   Config
 	log   *slog.Logger
 	stats Stats
 
-	now atomic.Int64 // coarse clock (unix nanoseconds), advanced by the sweeper
-
-	reg registry
+	reactors []*reactor
+	next     atomic.Uint32 // round-robin over reactors for new sessions
+	// pingFrame is wsgate's keepalive Ping, built once: it is the same
+	// bytes for every client.
+	pingFrame []byte
 
 	mu        sync.Mutex
 	listeners []*Listener
-	draining  bool
-
-	sweepDone chan struct{}
-	stop      chan struct{}
+	draining  atomic.Bool
 	stopOnce  sync.Once
 }
 
@@ -90,11 +98,17 @@ func New(cfg Config, log *slog.Logger) (*Loop, error) {
 	l := &Loop{
 		cfg:       cfg,
 		log:       log,
-		sweepDone: make(chan struct{}),
-		stop:      make(chan struct{}),
+		pingFrame: frame.AppendPing(nil, []byte(keepalivePayload), nil),
 	}
-	l.now.Store(time.Now().UnixNano())
-	go l.sweep()
+	for range cfg.Reactors {
+		r, err := newReactor(l)
+		if err != nil {
+			l.stopReactors()
+			return nil, err
+		}
+		l.reactors = append(l.reactors, r)
+		go r.run()
+	}
 	return l, nil
 }
 
@@ -107,45 +121,79 @@ func (l *Loop) Stats() *Stats { return &l.stats }
 // Sessions returns the number of sessions in frame relay.
 func (l *Loop) Sessions() int { return int(l.stats.SessionsActive.Load()) }
 
-func (l *Loop) nowNano() int64 { return l.now.Load() }
+func (l *Loop) isDraining() bool { return l.draining.Load() }
+
+func (l *Loop) pickReactor() *reactor {
+	return l.reactors[int(l.next.Add(1))%len(l.reactors)]
+}
+
+// bufferedTotal is what all reactors held for blocked receivers at their
+// last tick.
+func (l *Loop) bufferedTotal() int64 {
+	var t int64
+	for _, r := range l.reactors {
+		t += r.buffered.Load()
+	}
+	return t
+}
 
 // Shutdown stops accepting, closes every session with 1001 at a frame
 // boundary, and waits for the closing handshakes until ctx is done; what is
 // left then is cut. It returns the number of sessions that were cut.
 func (l *Loop) Shutdown(ctx context.Context) int {
 	l.mu.Lock()
-	l.draining = true
+	l.draining.Store(true)
 	lns := l.listeners
 	l.listeners = nil
 	l.mu.Unlock()
 	for _, ln := range lns {
 		ln.stopAccepting()
 	}
-	l.reg.each(func(s *Session) { s.abort(CauseShutdown, 1001, 1001) })
+	for _, r := range l.reactors {
+		r.each(func(s *Session) { s.abort(CauseShutdown, 1001, 1001) })
+	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for l.reg.count() > 0 {
+	cut := 0
+wait:
+	for l.stats.SessionsActive.Load() > 0 {
 		select {
 		case <-ctx.Done():
-			cut := 0
-			l.reg.each(func(s *Session) { cut++; s.finish() })
-			for _, ln := range lns {
-				ln.close()
+			var n atomic.Int64
+			done := make(chan struct{}, len(l.reactors))
+			for _, r := range l.reactors {
+				r.post(func() {
+					for len(r.sessions) > 0 {
+						n.Add(1)
+						r.sessions[len(r.sessions)-1].finish()
+					}
+					done <- struct{}{}
+				})
 			}
-			return cut
+			for range l.reactors {
+				<-done
+			}
+			cut = int(n.Load())
+			break wait
 		case <-tick.C:
 		}
 	}
 	for _, ln := range lns {
 		ln.close()
 	}
-	return 0
+	return cut
 }
 
-// Close stops the sweeper. Call it after Shutdown.
+// Close stops the reactors, cutting what sessions remain. Call it after
+// Shutdown.
 func (l *Loop) Close() {
-	l.stopOnce.Do(func() { close(l.stop) })
-	<-l.sweepDone
+	l.stopOnce.Do(l.stopReactors)
+}
+
+func (l *Loop) stopReactors() {
+	for _, r := range l.reactors {
+		r.stop()
+	}
 }
 
 // slogWriter carries netpoll's own log lines into slog at warn level.

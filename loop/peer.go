@@ -1,10 +1,8 @@
 package loop
 
 import (
-	"sync"
-	"sync/atomic"
-
-	"github.com/cloudwego/netpoll"
+	"github.com/valyala/bytebufferpool"
+	"golang.org/x/sys/unix"
 )
 
 // Side names the two ends of a session.
@@ -22,159 +20,255 @@ func (s Side) String() string {
 	return "backend"
 }
 
-// peer is one end of a session: its connection, the lock that serializes
-// everything written to it (netpoll refuses concurrent flushes), and where
-// it stands in the closing handshake.
+// peer is one end of a session: its socket, what is waiting to be written
+// to it, and where it stands in the closing handshake. Only the session's
+// reactor goroutine touches it.
 type peer struct {
-	conn netpoll.Connection
+	r    *reactor
 	sess *Session
 	side Side
-	// in is the direction that writes into this peer; its index selects the
-	// slot fields that publish a stalled flush.
-	in Direction
+	fd   int // -1 once closed (or never adopted)
+	// from carries the frames read from this peer, into those written to it.
+	from, into *direction
 
-	wmu          sync.Mutex
-	dead         bool   // under wmu: the connection is closed; nothing more is written
-	midFrame     bool   // under wmu: the frame being written to this peer is incomplete
-	pending      []byte // under wmu: an injected frame waiting for a frame boundary
+	interest uint32 // epoll events registered
+
+	// out holds bytes the socket did not take (nil: none). While it is
+	// set the peer is blocked: the other side is not read, so what wsgate
+	// holds for a direction is bounded by one read.
+	out        *bytebufferpool.ByteBuffer
+	outOff     int
+	blockedIdx int   // index in the reactor's blocked list (-1: not blocked)
+	progressAt int64 // when the receiver last acknowledged bytes while blocked
+	acked      uint64
+
+	midFrame     bool   // the stream written to this peer is inside a frame
+	pending      []byte // an injected frame waiting for a frame boundary
 	pendingClose bool
 
-	closeSent atomic.Bool // a Close frame was written to this peer
-	closeRecv atomic.Bool // this peer sent a Close (or its stream was abandoned)
-	lost      atomic.Bool // its TCP connection is gone
-	closed    atomic.Bool // onClosed has run
-	// stopAfterClose: once this peer has been sent its Close, stop reading
-	// it (it flooded a receiver that fell behind).
-	stopAfterClose atomic.Bool
-	readStopped    atomic.Bool // its input can grow no more
+	closeSent bool // a Close frame was queued to this peer
+	closeRecv bool // this peer sent a Close (or its stream was abandoned)
+	lost      bool // its TCP connection is gone
+	eof       bool // it half-closed after its Close; it may still be written
+
+	leftover []byte // input netpoll read before the handoff
 }
 
 // done reports whether nothing more is expected of this peer.
 func (p *peer) done() bool {
-	return p.lost.Load() || (p.closeSent.Load() && p.closeRecv.Load())
+	return p.lost || (p.closeSent && p.closeRecv && p.out == nil)
 }
 
-// flush sends what has been written, publishing the flush to the sweeper
-// while it runs so that a stalled reader is noticed.
-func (p *peer) flush(inflight int) error {
-	sl := p.sess.slot
-	sl.inflight[p.in].Store(int64(inflight))
-	sl.flushStart[p.in].Store(p.sess.loop.nowNano())
-	err := p.conn.Writer().Flush()
-	sl.flushStart[p.in].Store(0)
-	return err
+// send writes b to the socket, or queues it behind bytes already waiting.
+func (p *peer) send(b []byte) {
+	if len(b) == 0 || p.fd < 0 {
+		return
+	}
+	if p.out != nil {
+		p.out.B = append(p.out.B, b...)
+		return
+	}
+	n, err := writeFd(p.fd, b)
+	if err != nil {
+		p.lose()
+		return
+	}
+	if n < len(b) {
+		p.out = bytebufferpool.Get()
+		p.out.B = append(p.out.B[:0], b[n:]...)
+		p.outOff = 0
+		p.block()
+	}
 }
 
-// forward writes relayed bytes (a, then b) to this peer. midAfter says
-// whether they end inside a frame. It reports false when the bytes were
-// dropped because this peer is closed or has been sent its Close.
-func (p *peer) forward(a, b []byte, midAfter bool) bool {
-	p.wmu.Lock()
-	if p.dead || p.closeSent.Load() {
-		p.wmu.Unlock()
+// block starts waiting for the socket to drain: watch it for EPOLLOUT and
+// stop reading the side that feeds it.
+func (p *peer) block() {
+	p.progressAt = p.r.now
+	p.acked = 0
+	p.r.addBlocked(p)
+	p.sync()
+	if p.into != nil {
+		p.into.src.sync()
+	}
+}
+
+func (p *peer) onWritable() {
+	for p.out != nil {
+		b := p.out.B[p.outOff:]
+		n, err := writeFd(p.fd, b)
+		if err != nil {
+			p.lose()
+			return
+		}
+		p.outOff += n
+		if n < len(b) {
+			return
+		}
+		p.dropOut()
+	}
+	p.sync()
+	if p.into != nil {
+		p.into.src.sync()
+	}
+	p.sess.maybeFinish()
+}
+
+func (p *peer) dropOut() {
+	if p.out == nil {
+		return
+	}
+	bytebufferpool.Put(p.out)
+	p.out, p.outOff = nil, 0
+	p.r.removeBlocked(p)
+}
+
+// readable says whether the socket should be read: not while the receiver
+// of what it sends is blocked, unless what it sends is being dropped.
+func (p *peer) readable() bool {
+	if p.fd < 0 || p.eof {
 		return false
 	}
-	w := p.conn.Writer()
-	n := len(a) + len(b)
-	if len(a) > 0 {
-		w.WriteBinary(a)
+	d := p.from
+	if d.dst.out == nil || d.srcDone {
+		return true
 	}
-	if len(b) > 0 {
-		w.WriteBinary(b)
+	return d.discard && d.remaining == 0
+}
+
+// sync brings the epoll registration in line with the peer's state.
+func (p *peer) sync() {
+	if p.fd < 0 {
+		return
 	}
-	p.midFrame = midAfter
-	wroteClose := false
-	if !midAfter && p.pending != nil {
-		w.WriteBinary(p.pending)
-		n += len(p.pending)
-		wroteClose = p.pendingClose
-		p.pending, p.pendingClose = nil, false
+	var want uint32
+	if p.readable() {
+		want |= unix.EPOLLIN
 	}
-	err := p.flush(n)
-	if wroteClose && err == nil {
-		p.closeSent.Store(true)
+	if p.out != nil {
+		want |= unix.EPOLLOUT
 	}
-	p.wmu.Unlock()
-	if err != nil {
-		p.broken()
+	if want != p.interest {
+		p.r.modify(p, want)
 	}
-	if wroteClose {
+}
+
+func (p *peer) onReadable(events uint32) {
+	if !p.readable() {
+		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			p.lose()
+		}
+		return
+	}
+	n, err := readFd(p.fd, p.r.scratch)
+	switch {
+	case n > 0:
+		p.from.relay(p.r.scratch[:n])
+	case err == unix.EAGAIN:
+	case err == nil && p.closeRecv:
+		// A half-close after its Close: it may still be owed ours.
+		p.eof = true
+		p.sync()
 		p.sess.maybeFinish()
+	default:
+		p.lose()
 	}
-	return true
 }
 
-// forwardClose relays a Close frame from the other side and records that
-// this peer has now been sent its Close.
-func (p *peer) forwardClose(f []byte) bool {
-	p.wmu.Lock()
-	if p.dead || p.closeSent.Load() {
-		p.wmu.Unlock()
+// forward writes relayed bytes to this peer. midAfter says whether they end
+// inside a frame. It reports false when they were dropped because this peer
+// is closed or has been sent its Close.
+func (p *peer) forward(b []byte, midAfter bool) bool {
+	if p.fd < 0 || p.closeSent {
 		return false
 	}
-	p.conn.Writer().WriteBinary(f)
-	p.pending, p.pendingClose = nil, false
-	err := p.flush(len(f))
-	if err == nil {
-		p.closeSent.Store(true)
-	}
-	p.wmu.Unlock()
-	if err != nil {
-		p.broken()
+	p.send(b)
+	p.midFrame = midAfter
+	if !midAfter && p.pending != nil {
+		f, isClose := p.pending, p.pendingClose
+		p.pending, p.pendingClose = nil, false
+		p.send(f)
+		if isClose {
+			p.closeSent = true
+			p.sess.maybeFinish()
+		}
 	}
 	return true
 }
 
-// inject writes a frame of wsgate's own at the next frame boundary. It may
-// block while the peer does not read, so it never runs on the sweeper or
-// the poller.
+// forwardClose relays a Close frame from the other side.
+func (p *peer) forwardClose(f []byte) bool {
+	if p.fd < 0 || p.closeSent {
+		return false
+	}
+	p.pending, p.pendingClose = nil, false
+	p.send(f)
+	p.closeSent = true
+	return true
+}
+
+// inject writes a frame of wsgate's own at the next frame boundary.
 func (p *peer) inject(f []byte, isClose bool) {
-	p.wmu.Lock()
-	if p.dead || p.closeSent.Load() || (p.pendingClose && !isClose) {
-		p.wmu.Unlock()
+	if p.fd < 0 || p.closeSent || (p.pendingClose && !isClose) {
 		return
 	}
 	if p.midFrame {
 		// The relay writes it when the frame in progress ends; a Close
 		// supersedes a waiting ping.
 		p.pending, p.pendingClose = f, isClose
-		p.wmu.Unlock()
 		return
 	}
-	p.conn.Writer().WriteBinary(f)
-	err := p.flush(len(f))
-	if isClose && err == nil {
-		p.closeSent.Store(true)
-		if p.stopAfterClose.Load() {
-			// Under wmu the connection cannot be closed, so its fd is
-			// still this socket's.
-			stopReading(p.conn)
-			p.readStopped.Store(true)
-		}
-	}
-	p.wmu.Unlock()
-	if err != nil {
-		p.broken()
+	p.send(f)
+	if isClose {
+		p.closeSent = true
 	}
 }
 
-// broken handles a failed write: the connection cannot carry the session
-// any more. Closing it runs onClosed, which tells the session.
-func (p *peer) broken() {
-	p.conn.Close()
-}
-
-// onClosed runs from netpoll's close callbacks, before netpoll frees the
-// connection's buffers: taking wmu here waits out a write in progress, so
-// nothing writes to a connection whose buffers are gone.
-func (p *peer) onClosed() {
-	if p.closed.Swap(true) {
+// lose handles a connection that can no longer carry the session.
+func (p *peer) lose() {
+	if p.fd < 0 {
 		return
 	}
-	p.wmu.Lock()
-	p.dead = true
-	p.pending = nil
-	p.wmu.Unlock()
-	p.lost.Store(true)
+	p.release()
 	p.sess.peerLost(p)
+}
+
+// release closes the socket and frees what waits for it.
+func (p *peer) release() {
+	p.r.closeFd(p)
+	p.dropOut()
+	p.lost = true
+	p.pending = nil
+	if p.into != nil {
+		// Its sender may have been paused for it.
+		p.into.src.sync()
+	}
+}
+
+func writeFd(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Write(fd, b)
+		switch err {
+		case nil:
+			return n, nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, nil
+		}
+		return 0, err
+	}
+}
+
+func readFd(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if n < 0 {
+			n = 0
+		}
+		return n, err
+	}
 }

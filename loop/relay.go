@@ -2,29 +2,18 @@ package loop
 
 import (
 	"bytes"
-	"sync/atomic"
 
-	"github.com/cloudwego/netpoll"
 	"github.com/gobwas/ws"
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/wsgate/wsgate/frame"
 )
 
-const (
-	// peekWindow bounds how much input one walk looks at in place. Peek
-	// copies when the window spans two netpoll buffer nodes, so it stays
-	// small; payload beyond it is forwarded without being looked at.
-	peekWindow = 64 << 10
-	// maxBatch bounds one write to the other connection, so a flush holds
-	// at most this much input and a backlog shows up as queued input.
-	maxBatch = 256 << 10
-	// maxControlFrame is the largest control frame on the wire.
-	maxControlFrame = ws.MaxHeaderSize + 125
-)
+// maxControlFrame is the largest control frame on the wire.
+const maxControlFrame = ws.MaxHeaderSize + 125
 
-// direction relays frames from src to dst. Only src's OnRequest goroutine
-// runs it, one call at a time, so its fields need no lock.
+// direction relays frames from src to dst. Only the session's reactor runs
+// it.
 type direction struct {
 	s          *Session
 	dir        Direction
@@ -37,7 +26,7 @@ type direction struct {
 	srcDone   bool // src's frames are no longer read (Close received, violation)
 	discard   bool // frames from src are no longer forwarded
 
-	frames, bytes atomic.Uint64
+	frames, bytes uint64
 }
 
 func (d *direction) init(s *Session, dir Direction, src, dst *peer, deflate bool, maxMessage int64) {
@@ -53,72 +42,37 @@ func (d *direction) dropCarry() {
 	}
 }
 
-// pump relays everything src has received. netpoll calls OnRequest again
-// at once while input remains, so pump consumes all of it: relayed,
-// discarded, or moved to the carry buffer.
-func (d *direction) pump() { d.pumpFrom(d.src.conn.Reader()) }
-
-func (d *direction) pumpFrom(r netpoll.Reader) {
-	for {
-		avail := r.Len()
-		if avail <= 0 {
-			return
-		}
-		if d.srcDone {
-			r.Skip(avail)
-			r.Release()
-			return
-		}
+// relay walks and forwards buf, which was just read from src. Everything
+// in it is relayed, dropped, or (a split frame header or control frame)
+// kept in the carry buffer for the next read.
+func (d *direction) relay(buf []byte) {
+	for len(buf) > 0 && !d.srcDone {
 		if d.carry != nil {
-			d.fillCarry(r)
+			buf = d.fillCarry(buf)
 			continue
 		}
-		d.walk(r, avail)
+		buf = d.walk(buf)
 	}
 }
 
-type walkStop uint8
-
-const (
-	stopNone walkStop = iota
-	stopCarry
-	stopControl
-	stopViolation
-)
-
-// walk relays one run of frames from the start of the input.
-func (d *direction) walk(r netpoll.Reader, avail int) {
-	s := d.s
-	if !d.discard && d.remaining == 0 && s.aborting() {
+// walk relays a run of whole frames (and the start of the last one) from the
+// front of buf, as one write, and returns what it did not consume: the rest
+// after a control frame that needs handling. A frame header or control frame
+// cut off by the end of buf goes to the carry buffer.
+func (d *direction) walk(buf []byte) []byte {
+	if !d.discard && d.remaining == 0 && d.s.aborting() {
 		// wsgate is closing the session: nothing new goes out after the
 		// frame in progress, but src is still read for its Close.
 		d.discard = true
 	}
-	win := avail
-	if win > peekWindow {
-		win = peekWindow
-	}
-	buf, err := r.Peek(win)
-	if err != nil {
-		r.Skip(avail)
-		r.Release()
-		return
-	}
-	limit := avail
-	if limit > maxBatch {
-		limit = maxBatch
-	}
 	var (
 		off, fwd int
 		frames   uint64
-		stop     walkStop
-		ctlLen   int
-		verr     error
 		sawFrame bool
 	)
-	for off < win && off < limit {
+	for off < len(buf) {
 		if d.remaining > 0 {
-			k := int64(limit - off)
+			k := int64(len(buf) - off)
 			if k > d.remaining {
 				k = d.remaining
 			}
@@ -128,32 +82,31 @@ func (d *direction) walk(r netpoll.Reader, avail int) {
 			continue
 		}
 		h, n, err := frame.ParseHeader(buf[off:])
+		if err == nil && n > 0 {
+			err = d.v.Check(h)
+		}
 		if err != nil {
-			stop, verr = stopViolation, err
-			break
+			d.emit(buf[:fwd], frames, sawFrame)
+			d.violation(err)
+			return nil
 		}
 		if n == 0 {
-			if win == avail {
-				stop = stopCarry
-			}
-			break
-		}
-		if err := d.v.Check(h); err != nil {
-			stop, verr = stopViolation, err
-			break
+			d.emit(buf[:fwd], frames, sawFrame)
+			d.startCarry(buf[off:])
+			return nil
 		}
 		sawFrame = true
 		if frame.IsControl(h.OpCode) {
 			total := n + int(h.Length)
-			if off+total > win {
-				if win == avail {
-					stop = stopCarry
-				}
-				break
+			if off+total > len(buf) {
+				d.emit(buf[:fwd], frames, sawFrame)
+				d.startCarry(buf[off:])
+				return nil
 			}
 			if d.special(h, buf[off+n:off+total]) {
-				stop, ctlLen = stopControl, total
-				break
+				d.emit(buf[:fwd], frames, sawFrame)
+				d.control(buf[off : off+total])
+				return buf[off+total:]
 			}
 			off += total
 			fwd = off
@@ -165,47 +118,29 @@ func (d *direction) walk(r netpoll.Reader, avail int) {
 		frames++
 		d.remaining = int64(h.Length)
 	}
-	if fwd == 0 && stop == stopNone {
-		// Nothing whole fits the window (it cannot happen with a window
-		// larger than a header): keep the bytes rather than spin.
-		stop = stopCarry
-	}
-	now := s.loop.nowNano()
+	d.emit(buf[:fwd], frames, sawFrame)
+	return nil
+}
+
+// emit forwards a run of frames to dst in one write.
+func (d *direction) emit(run []byte, frames uint64, sawFrame bool) {
+	s := d.s
+	now := s.r.now
 	if sawFrame && d.fromClient {
-		s.lastClient.Store(now)
+		s.lastClient = now
 	}
-	if fwd > 0 {
-		if d.discard {
-			r.Skip(fwd)
-		} else {
-			p, _ := r.Next(fwd)
-			if d.dst.forward(nil, p, d.remaining > 0) {
-				s.lastActive.Store(now)
-				d.count(frames, fwd)
-			}
-		}
-		r.Release()
+	if len(run) == 0 || d.discard {
+		return
 	}
-	switch stop {
-	case stopCarry:
-		rest := r.Len()
-		if rest > maxControlFrame {
-			rest = maxControlFrame
-		}
-		p, _ := r.Next(rest)
-		d.carry = bytebufferpool.Get()
-		d.carry.B = append(d.carry.B[:0], p...)
-		r.Release()
-	case stopControl:
-		p, _ := r.Peek(ctlLen)
-		d.control(p)
-		r.Skip(ctlLen)
-		r.Release()
-	case stopViolation:
-		d.violation(verr)
-		r.Skip(r.Len())
-		r.Release()
+	if d.dst.forward(run, d.remaining > 0) {
+		s.lastActive = now
+		d.count(frames, len(run))
 	}
+}
+
+func (d *direction) startCarry(b []byte) {
+	d.carry = bytebufferpool.Get()
+	d.carry.B = append(d.carry.B[:0], b...)
 }
 
 // special reports whether a control frame needs more than forwarding: a
@@ -215,7 +150,7 @@ func (d *direction) special(h ws.Header, payload []byte) bool {
 	case ws.OpClose:
 		return true
 	case ws.OpPong:
-		return d.fromClient && d.s.pingSent.Load() != 0
+		return d.fromClient && d.s.pingSent != 0
 	}
 	return false
 }
@@ -238,14 +173,18 @@ func (d *direction) control(f []byte) {
 			return
 		}
 		d.srcDone = true
-		d.src.closeRecv.Store(true)
+		d.src.closeRecv = true
 		s.setCause(CauseClosed)
 		if !d.discard && d.dst.forwardClose(f) {
 			d.count(1, len(f))
 			if d.fromClient {
-				s.codeToBackend.CompareAndSwap(0, int32(code))
+				if s.codeToBackend == 0 {
+					s.codeToBackend = int(code)
+				}
 			} else {
-				s.codeToClient.CompareAndSwap(0, int32(code))
+				if s.codeToClient == 0 {
+					s.codeToClient = int(code)
+				}
 			}
 		}
 		s.maybeFinish()
@@ -257,18 +196,18 @@ func (d *direction) control(f []byte) {
 			ws.Cipher(p, *mask, 0)
 		}
 		if bytes.Equal(p, []byte(keepalivePayload)) {
-			s.pingSent.Store(0)
+			s.pingSent = 0
 			return
 		}
-		if !d.discard && d.dst.forward(nil, f, false) {
+		if !d.discard && d.dst.forward(f, false) {
 			d.count(1, len(f))
 		}
 	}
 }
 
 // fillCarry completes a frame header, or a whole control frame, that was
-// split across reads, from the bytes that follow it.
-func (d *direction) fillCarry(r netpoll.Reader) {
+// split across reads, from the bytes that follow it, and returns the rest.
+func (d *direction) fillCarry(buf []byte) []byte {
 	c := d.carry.B
 	for {
 		need, _ := frameNeed(c)
@@ -276,18 +215,17 @@ func (d *direction) fillCarry(r netpoll.Reader) {
 			break
 		}
 		k := need - len(c)
-		if avail := r.Len(); k > avail {
-			k = avail
+		if k > len(buf) {
+			k = len(buf)
 		}
 		if k == 0 {
 			d.carry.B = c
-			return
+			return nil
 		}
 		// Once the header is in, a control frame's payload is needed too:
 		// frameNeed grows need on the next turn.
-		p, _ := r.Next(k)
-		c = append(c, p...)
-		r.Release()
+		c = append(c, buf[:k]...)
+		buf = buf[k:]
 	}
 	d.carry.B = c
 	h, n, err := frame.ParseHeader(c)
@@ -297,28 +235,29 @@ func (d *direction) fillCarry(r netpoll.Reader) {
 	if err != nil {
 		d.dropCarry()
 		d.violation(err)
-		return
+		return nil
 	}
 	if d.fromClient {
-		d.s.lastClient.Store(d.s.loop.nowNano())
+		d.s.lastClient = d.s.r.now
 	}
 	if frame.IsControl(h.OpCode) {
 		if d.special(h, c[n:]) {
 			d.control(c)
-		} else if !d.discard && d.dst.forward(nil, c, false) {
+		} else if !d.discard && d.dst.forward(c, false) {
 			d.count(1, len(c))
 		}
 		d.dropCarry()
-		return
+		return buf
 	}
 	if d.remaining == 0 && d.s.aborting() {
 		d.discard = true
 	}
-	if !d.discard && d.dst.forward(c[:n], nil, h.Length > 0) {
+	d.remaining = int64(h.Length)
+	if !d.discard && d.dst.forward(c[:n], h.Length > 0) {
 		d.count(1, n)
 	}
-	d.remaining = int64(h.Length)
 	d.dropCarry()
+	return buf
 }
 
 // frameNeed says how many bytes of c must be present to act on the frame
@@ -352,7 +291,7 @@ func frameNeed(c []byte) (need int, complete bool) {
 // violation fails the session for a frame that breaks RFC 6455 or a limit.
 func (d *direction) violation(err error) {
 	d.srcDone = true
-	d.src.closeRecv.Store(true)
+	d.src.closeRecv = true
 	code := ws.StatusProtocolError
 	if v, ok := err.(*frame.Violation); ok {
 		code = v.Code
@@ -374,8 +313,8 @@ func (d *direction) violation(err error) {
 }
 
 func (d *direction) count(frames uint64, n int) {
-	d.frames.Add(frames)
-	d.bytes.Add(uint64(n))
+	d.frames += frames
+	d.bytes += uint64(n)
 	st := &d.s.loop.stats
 	st.Frames[d.dir].Add(frames)
 	st.Bytes[d.dir].Add(uint64(n))

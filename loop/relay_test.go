@@ -3,44 +3,19 @@ package loop
 import (
 	"io"
 	"log/slog"
-	"net"
+	"os"
 	"testing"
 	"time"
 
-	"github.com/cloudwego/netpoll"
 	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/frame"
 )
 
-// drainedConn returns a netpoll connection whose peer reads and discards
-// everything, counting it into got.
-func drainedConn(t *testing.T, got chan<- int64) netpoll.Connection {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		n, _ := io.Copy(io.Discard, c)
-		got <- n
-	}()
-	conn, err := netpoll.DialConnection("tcp", ln.Addr().String(), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return conn
-}
-
 func testLoop(t *testing.T) *Loop {
 	t.Helper()
-	l, err := New(Config{MaxMessageBytes: 16 << 20}, slog.New(slog.DiscardHandler))
+	l, err := New(Config{MaxMessageBytes: 16 << 20, Reactors: 1}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,33 +23,81 @@ func testLoop(t *testing.T) *Loop {
 	return l
 }
 
-// relayFixture is one client-to-backend direction whose input is a netpoll
-// LinkBuffer the test fills and whose output is a real socket.
-type relayFixture struct {
-	s   *Session
-	in  *netpoll.LinkBuffer
-	out chan int64
+// socketPair returns a non-blocking socket for a peer and a blocking file
+// for the test to play the remote end.
+func socketPair(t *testing.T) (int, *os.File) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		t.Fatal(err)
+	}
+	return fds[0], os.NewFile(uintptr(fds[1]), "remote")
 }
 
-func newRelayFixture(t *testing.T) *relayFixture {
+// relayFixture is a session whose two sockets are registered with a reactor
+// that does not run: the test drives the relay itself, on its goroutine.
+type relayFixture struct {
+	s       *Session
+	r       *reactor
+	backend *os.File // the backend's end
+	out     chan int64
+	drained bool // the backend's end is being read
+}
+
+func newRelayFixture(t *testing.T, drainBackend bool) *relayFixture {
+	t.Helper()
 	l := testLoop(t)
-	f := &relayFixture{in: netpoll.NewLinkBuffer(), out: make(chan int64, 1)}
-	s := &Session{loop: l, start: time.Now()}
-	s.client.conn = drainedConn(t, make(chan int64, 1))
-	s.backend.conn = drainedConn(t, f.out)
+	r, err := newReactor(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(r.epfd); unix.Close(r.wakefd) })
+	s := &Session{loop: l, r: r, start: time.Now()}
 	s.initPeers()
-	s.refs.Store(2)
-	s.slot = l.reg.add(s)
-	// As in a real session, a closing connection waits for a write in
-	// progress before netpoll frees its buffers.
-	s.client.conn.AddCloseCallback(func(netpoll.Connection) error { s.client.onClosed(); return nil })
-	s.backend.conn.AddCloseCallback(func(netpoll.Connection) error { s.backend.onClosed(); return nil })
-	f.s = s
+	cfd, cf := socketPair(t)
+	bfd, bf := socketPair(t)
+	for _, reg := range []struct {
+		p  *peer
+		fd int
+	}{{&s.client, cfd}, {&s.backend, bfd}} {
+		if err := r.register(reg.p, reg.fd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.adopted, s.started = 2, true
+	r.addSession(s)
+	if drainBackend {
+		// Room enough that the relay's writes do not block while the
+		// draining goroutine catches up.
+		for _, fd := range []int{cfd, bfd} {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 8<<20); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f := &relayFixture{s: s, r: r, backend: bf, out: make(chan int64, 1)}
+	go func() { io.Copy(io.Discard, cf); cf.Close() }()
+	if drainBackend {
+		f.drainBackend()
+	}
 	t.Cleanup(func() {
-		s.client.conn.Close()
-		s.backend.conn.Close()
+		if s.state.Load() != sessFinished {
+			s.finish()
+		}
 	})
 	return f
+}
+
+func (f *relayFixture) drainBackend() {
+	f.drained = true
+	go func() {
+		n, _ := io.Copy(io.Discard, f.backend)
+		f.backend.Close()
+		f.out <- n
+	}()
 }
 
 func maskedFrame(op ws.OpCode, fin bool, payload []byte) []byte {
@@ -85,52 +108,51 @@ func maskedFrame(op ws.OpCode, fin bool, payload []byte) []byte {
 	return append(b, p...)
 }
 
-func (f *relayFixture) feed(t *testing.T, b []byte) {
-	t.Helper()
-	if _, err := f.in.WriteBinary(b); err != nil {
-		t.Fatal(err)
+// feed relays b as if it had just been read from the client, and waits
+// for a blocked backend to take it, as the reactor would.
+func (f *relayFixture) feed(b []byte) {
+	f.s.c2b.relay(b)
+	for f.s.backend.out != nil && f.drained {
+		f.s.backend.onWritable()
 	}
-	if err := f.in.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	f.s.c2b.pumpFrom(f.in)
 }
 
 // TestRelayAllocs proves that relaying frames in steady state — small and
 // large data frames, fragments, pings, and headers split across reads —
-// allocates nothing in wsgate's code.
+// allocates nothing.
 func TestRelayAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race; make test runs this test without it too")
 	}
-	f := newRelayFixture(t)
+	f := newRelayFixture(t, true)
 	small := maskedFrame(ws.OpText, true, []byte("hello, wsgate"))
-	big := maskedFrame(ws.OpBinary, true, make([]byte, 64<<10))
+	big := maskedFrame(ws.OpBinary, true, make([]byte, 60<<10))
 	ping := maskedFrame(ws.OpPing, true, []byte("p"))
 	frag := append(maskedFrame(ws.OpText, false, []byte("ab")), maskedFrame(ws.OpContinuation, true, []byte("cd"))...)
 	batch := append(append(append([]byte(nil), small...), ping...), frag...)
 	splitA, splitB := small[:3], small[3:]
-	// Warm up pools (netpoll's mcache, bytebufferpool) before counting.
+	bigA, bigB := big[:20<<10], big[20<<10:]
+	// Warm up bytebufferpool before counting.
 	for range 50 {
-		f.feed(t, batch)
-		f.feed(t, big)
-		f.feed(t, splitA)
-		f.feed(t, splitB)
+		f.feed(batch)
+		f.feed(splitA)
+		f.feed(splitB)
 	}
 	cases := []struct {
 		name string
 		run  func()
 	}{
-		{"batch", func() { f.feed(t, batch) }},
-		{"64KiB frame", func() { f.feed(t, big) }},
-		{"split header", func() { f.feed(t, splitA); f.feed(t, splitB) }},
+		{"batch", func() { f.feed(batch) }},
+		{"60KiB frame", func() { f.feed(big) }},
+		{"frame across reads", func() { f.feed(bigA); f.feed(bigB) }},
+		{"split header", func() { f.feed(splitA); f.feed(splitB) }},
 	}
 	for _, c := range cases {
-		before := f.s.c2b.bytes.Load()
+		before := f.s.c2b.bytes
 		if a := testing.AllocsPerRun(200, c.run); a != 0 {
 			t.Errorf("%s: %.1f allocations per run, want 0", c.name, a)
 		}
-		if f.s.c2b.bytes.Load() == before {
+		if f.s.c2b.bytes == before {
 			t.Errorf("%s: nothing was relayed", c.name)
 		}
 	}
@@ -142,7 +164,7 @@ func TestRelayAllocs(t *testing.T) {
 // TestRelayByteExact checks that what comes out is exactly what went in,
 // whatever the split of the input.
 func TestRelayByteExact(t *testing.T) {
-	f := newRelayFixture(t)
+	f := newRelayFixture(t, true)
 	var all []byte
 	for i := range 40 {
 		all = append(all, maskedFrame(ws.OpBinary, true, make([]byte, i*97))...)
@@ -153,13 +175,13 @@ func TestRelayByteExact(t *testing.T) {
 		if i+n > len(all) {
 			n = len(all) - i
 		}
-		f.feed(t, all[i:i+n])
+		f.feed(all[i : i+n])
 		i += n
 	}
 	if f.s.aborting() {
 		t.Fatalf("session aborted: %v", f.s.Cause())
 	}
-	f.s.backend.conn.Close()
+	f.r.closeFd(&f.s.backend)
 	select {
 	case n := <-f.out:
 		if n != int64(len(all)) {
@@ -173,16 +195,70 @@ func TestRelayByteExact(t *testing.T) {
 // TestRelayRejectsUnmasked checks that a client frame without a mask fails
 // the session with 1002 to the client and 1001 to the backend.
 func TestRelayRejectsUnmasked(t *testing.T) {
-	f := newRelayFixture(t)
-	f.feed(t, []byte{0x81, 0x01, 'x'})
-	deadline := time.Now().Add(2 * time.Second)
-	for f.s.codeToClient.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	f := newRelayFixture(t, true)
+	f.feed([]byte{0x81, 0x01, 'x'})
 	if got := f.s.Cause(); got != CauseClientProtocol {
 		t.Fatalf("cause %v, want %v", got, CauseClientProtocol)
 	}
-	if c, b := f.s.codeToClient.Load(), f.s.codeToBackend.Load(); c != 1002 || b != 1001 {
+	if c, b := f.s.codeToClient, f.s.codeToBackend; c != 1002 || b != 1001 {
 		t.Fatalf("close codes to client %d, backend %d; want 1002, 1001", c, b)
+	}
+	if !f.s.client.closeSent || !f.s.backend.closeSent {
+		t.Fatalf("Close frames queued: client %v, backend %v; want both", f.s.client.closeSent, f.s.backend.closeSent)
+	}
+}
+
+// TestRelayBackpressure: when the backend stops reading, wsgate keeps at
+// most one read's worth for it and stops reading the client; once the
+// backend reads again, everything arrives and the client is read again.
+func TestRelayBackpressure(t *testing.T) {
+	f := newRelayFixture(t, false)
+	chunk := make([]byte, 16<<10)
+	frameBytes := maskedFrame(ws.OpBinary, true, make([]byte, 8<<20))
+	var fed int
+	for off := 0; off < len(frameBytes) && f.s.backend.out == nil; off += len(chunk) {
+		end := min(off+len(chunk), len(frameBytes))
+		f.feed(frameBytes[off:end])
+		fed = end
+	}
+	if f.s.backend.out == nil {
+		t.Fatalf("the backend never blocked after %d bytes", fed)
+	}
+	if held := len(f.s.backend.out.B) - f.s.backend.outOff; held > len(chunk) {
+		t.Errorf("wsgate holds %d bytes for the blocked backend, want at most one read (%d)", held, len(chunk))
+	}
+	if f.s.client.interest&unix.EPOLLIN != 0 || f.s.client.readable() {
+		t.Errorf("the client is still read while its backend is blocked (interest %#x)", f.s.client.interest)
+	}
+	if f.s.backend.interest&unix.EPOLLOUT == 0 {
+		t.Errorf("the blocked backend is not watched for EPOLLOUT (interest %#x)", f.s.backend.interest)
+	}
+	if len(f.r.blocked) != 1 || f.r.blocked[0] != &f.s.backend {
+		t.Errorf("blocked list %v, want the backend alone", f.r.blocked)
+	}
+	f.drainBackend()
+	f.drained = false
+	deadline := time.Now().Add(5 * time.Second)
+	for f.s.backend.out != nil && time.Now().Before(deadline) {
+		f.s.backend.onWritable()
+		time.Sleep(time.Millisecond)
+	}
+	if f.s.backend.out != nil {
+		t.Fatal("the backend's queue never drained")
+	}
+	if f.s.client.interest&unix.EPOLLIN == 0 {
+		t.Errorf("the client is not read again after its backend drained (interest %#x)", f.s.client.interest)
+	}
+	if len(f.r.blocked) != 0 {
+		t.Errorf("blocked list %v after draining, want empty", f.r.blocked)
+	}
+	f.r.closeFd(&f.s.backend)
+	select {
+	case n := <-f.out:
+		if n != int64(fed) {
+			t.Fatalf("backend received %d bytes, want %d", n, fed)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("backend side never closed")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/frame"
 )
@@ -68,6 +69,11 @@ type SessionParams struct {
 	OnEnd func(EndReport)
 	// Attrs are added to the session's log lines (pool, backend, client).
 	Attrs []slog.Attr
+	// Head is written to the client before anything relayed: the 101
+	// response. The reactor writes it, once the client's socket is out of
+	// netpoll, so that a client's first frames — sent after it reads the
+	// 101 — can only reach the reactor.
+	Head []byte
 }
 
 // EndReport describes a finished session.
@@ -90,32 +96,46 @@ const (
 // one is absorbed instead of reaching a backend that never pinged.
 const keepalivePayload = "wsgate-keepalive"
 
-// Session is a client and a backend connection in frame relay.
+// Session is a client and a backend connection in frame relay. It lives on
+// one reactor, whose goroutine alone runs its relay, timers and close
+// handshake; the few methods other goroutines call hand their work over.
 type Session struct {
 	loop   *Loop
-	slot   *slot
+	r      *reactor
 	params SessionParams
 	start  time.Time
+	idx    int // in the reactor's session list (-1: not in it)
 
 	client, backend peer
 	c2b, b2c        direction
 
-	state         atomic.Int32
-	cause         atomic.Int32
-	codeToClient  atomic.Int32
-	codeToBackend atomic.Int32
-	closeDeadline atomic.Int64
+	// Read by other goroutines.
+	state      atomic.Int32
+	cause      atomic.Int32
+	closeAsked atomic.Bool // Close was called; its work is on the way to the reactor
 
-	lastActive atomic.Int64 // coarse time of the last relayed frame
-	lastClient atomic.Int64 // coarse time of the last frame from the client
-	pingSent   atomic.Int64 // coarse time of an unanswered keepalive ping (0: none)
+	// Owned by the reactor goroutine.
+	adopted       int // connections handed over by netpoll (2: the session runs)
+	started       bool
+	closeDeadline int64
+	codeToClient  int
+	codeToBackend int
+	lastActive    int64 // reactor time of the last relayed frame
+	lastClient    int64 // reactor time of the last frame from the client
+	pingSent      int64 // reactor time of an unanswered keepalive ping (0: none)
+	// deferred is a Close asked for before the session started.
+	deferred *deferredClose
+}
 
-	refs atomic.Int32 // two connections plus running injections
+type deferredClose struct {
+	cause               Cause
+	toClient, toBackend ws.StatusCode
 }
 
 func (s *Session) initPeers() {
-	s.client.sess, s.client.side, s.client.in = s, SideClient, BackendToClient
-	s.backend.sess, s.backend.side, s.backend.in = s, SideBackend, ClientToBackend
+	s.idx = -1
+	s.client = peer{r: s.r, sess: s, side: SideClient, fd: -1, from: &s.c2b, into: &s.b2c, blockedIdx: -1}
+	s.backend = peer{r: s.r, sess: s, side: SideBackend, fd: -1, from: &s.b2c, into: &s.c2b, blockedIdx: -1}
 	cfg := &s.loop.cfg
 	s.c2b.init(s, ClientToBackend, &s.client, &s.backend, s.params.Deflate, cfg.MaxMessageBytes)
 	s.b2c.init(s, BackendToClient, &s.backend, &s.client, s.params.Deflate, cfg.MaxMessageBytes)
@@ -127,8 +147,8 @@ func (s *Session) Cause() Cause { return Cause(s.cause.Load()) }
 // setCause records the first reason the session started to close.
 func (s *Session) setCause(c Cause) {
 	s.cause.CompareAndSwap(int32(CauseNone), int32(c))
-	if dl := s.loop.nowNano() + int64(s.loop.cfg.CloseTimeout); !s.closeDeadline.CompareAndSwap(0, dl) {
-		return
+	if s.closeDeadline == 0 {
+		s.closeDeadline = s.r.now + int64(s.loop.cfg.CloseTimeout)
 	}
 }
 
@@ -140,59 +160,65 @@ func (s *Session) aborting() bool { return s.state.Load() != sessOpen }
 // and toBackend to the backend (0: none), each at a frame boundary. The
 // first cause wins.
 func (s *Session) abort(c Cause, toClient, toBackend ws.StatusCode) {
+	if !s.started {
+		if s.deferred == nil {
+			s.deferred = &deferredClose{c, toClient, toBackend}
+		}
+		return
+	}
 	if !s.state.CompareAndSwap(sessOpen, sessClosing) {
 		return
 	}
 	s.setCause(c)
-	// Each side gets its Close on its own goroutine: a side that does not
-	// read must not hold up the other's.
-	if toBackend != 0 && !s.backend.lost.Load() && s.acquire() {
-		s.codeToBackend.CompareAndSwap(0, int32(toBackend))
-		go func() {
-			defer s.release()
-			var mask [4]byte
-			putMask(&mask)
-			s.backend.inject(frame.AppendClose(nil, toBackend, "", &mask), true)
-			s.maybeFinish()
-		}()
+	// A direction between frames drops from now on, so its source may be
+	// read (for its Close) even while its receiver is blocked.
+	for _, d := range [2]*direction{&s.c2b, &s.b2c} {
+		if d.remaining == 0 {
+			d.discard = true
+		}
 	}
-	if toClient != 0 && !s.client.lost.Load() && s.acquire() {
-		s.codeToClient.CompareAndSwap(0, int32(toClient))
-		go func() {
-			defer s.release()
-			s.client.inject(frame.AppendClose(nil, toClient, "", nil), true)
-			s.maybeFinish()
-		}()
+	if toBackend != 0 && s.backend.fd >= 0 && !s.backend.closeSent {
+		if s.codeToBackend == 0 {
+			s.codeToBackend = int(toBackend)
+		}
+		var mask [4]byte
+		putMask(&mask)
+		s.backend.inject(frame.AppendClose(nil, toBackend, "", &mask), true)
 	}
+	if toClient != 0 && s.client.fd >= 0 && !s.client.closeSent {
+		if s.codeToClient == 0 {
+			s.codeToClient = int(toClient)
+		}
+		s.client.inject(frame.AppendClose(nil, toClient, "", nil), true)
+	}
+	s.client.sync()
+	s.backend.sync()
 	s.maybeFinish()
 }
 
 // Close closes the session from wsgate's side with the given close codes
 // (0: none to that side), each at a frame boundary, and waits for the
 // closing handshakes as for any other close. It is how drains and
-// rebalancing end sessions.
+// rebalancing end sessions. Any goroutine may call it.
 func (s *Session) Close(c Cause, toClient, toBackend int) {
-	s.abort(c, ws.StatusCode(toClient), ws.StatusCode(toBackend))
+	s.closeAsked.Store(true)
+	s.r.post(func() { s.abort(c, ws.StatusCode(toClient), ws.StatusCode(toBackend)) })
 }
 
 // Done reports whether the session has started to close.
-func (s *Session) Done() bool { return s.aborting() || s.Cause() != CauseNone }
+func (s *Session) Done() bool {
+	return s.closeAsked.Load() || s.aborting() || s.Cause() != CauseNone
+}
 
 // ping sends a keepalive Ping to the client.
 func (s *Session) ping() {
-	if !s.acquire() {
-		return
-	}
-	go func() {
-		defer s.release()
-		s.loop.stats.PingsSent.Add(1)
-		s.client.inject(frame.AppendPing(nil, []byte(keepalivePayload), nil), false)
-	}()
+	s.loop.stats.PingsSent.Add(1)
+	s.client.inject(s.loop.pingFrame, false)
 }
 
 // peerLost is told by a peer whose TCP connection has closed.
 func (s *Session) peerLost(p *peer) {
-	if !p.closeRecv.Load() {
+	if !p.closeRecv {
 		if p.side == SideBackend {
 			s.abort(CauseBackendLost, 1012, 0)
 		} else {
@@ -200,59 +226,35 @@ func (s *Session) peerLost(p *peer) {
 		}
 	}
 	s.maybeFinish()
-	s.release()
 }
 
 // maybeFinish closes both connections once neither side owes anything.
 func (s *Session) maybeFinish() {
-	if s.client.done() && s.backend.done() {
+	if s.started && s.client.done() && s.backend.done() {
 		s.finish()
 	}
 }
 
-// finish closes both TCP connections. The session is reported when both
-// close callbacks have run (release).
+// finish closes both TCP connections and reports the session.
 func (s *Session) finish() {
 	if s.state.Swap(sessFinished) == sessFinished {
 		return
 	}
 	s.setCause(CauseClosed)
-	s.client.conn.Close()
-	s.backend.conn.Close()
-}
-
-// acquire takes a reference for work that may touch the session's slot;
-// it fails once the session has been released.
-func (s *Session) acquire() bool {
-	for {
-		n := s.refs.Load()
-		if n <= 0 {
-			return false
-		}
-		if s.refs.CompareAndSwap(n, n+1) {
-			return true
-		}
-	}
-}
-
-func (s *Session) release() {
-	if s.refs.Add(-1) != 0 {
-		return
-	}
-	l := s.loop
-	l.reg.remove(s.slot)
-	l.stats.SessionsActive.Add(-1)
-	// Both connections' OnRequest runs have ended before their close
-	// callbacks, so the carry buffers are no longer in use.
+	s.client.release()
+	s.backend.release()
 	s.c2b.dropCarry()
 	s.b2c.dropCarry()
+	s.r.removeSession(s)
+	l := s.loop
+	l.stats.SessionsActive.Add(-1)
 	r := EndReport{
 		Cause:         s.Cause(),
-		CodeToClient:  int(s.codeToClient.Load()),
-		CodeToBackend: int(s.codeToBackend.Load()),
+		CodeToClient:  s.codeToClient,
+		CodeToBackend: s.codeToBackend,
 		Duration:      time.Since(s.start),
-		Frames:        [2]uint64{s.c2b.frames.Load(), s.b2c.frames.Load()},
-		Bytes:         [2]uint64{s.c2b.bytes.Load(), s.b2c.bytes.Load()},
+		Frames:        [2]uint64{s.c2b.frames, s.b2c.frames},
+		Bytes:         [2]uint64{s.c2b.bytes, s.b2c.bytes},
 	}
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
 		attrs := append([]slog.Attr{
@@ -268,6 +270,66 @@ func (s *Session) release() {
 	if s.params.OnEnd != nil {
 		s.params.OnEnd(r)
 	}
+}
+
+// adopt takes over one of the session's sockets from netpoll (fd < 0: the
+// connection was already gone), with the input netpoll had read past the
+// handshake. Any goroutine may call it; the session starts on its reactor
+// once both sides are in.
+func (s *Session) adopt(side Side, fd int, leftover []byte) {
+	s.r.post(func() { s.r.adopt(s, side, fd, leftover) })
+}
+
+func (r *reactor) adopt(s *Session, side Side, fd int, leftover []byte) {
+	p := &s.client
+	if side == SideBackend {
+		p = &s.backend
+	}
+	p.leftover = leftover
+	if fd >= 0 {
+		if err := r.register(p, fd); err != nil {
+			r.l.log.Warn("adopt connection", "side", side.String(), "err", err.Error())
+			unix.Close(fd)
+		}
+	}
+	if p.fd < 0 {
+		p.lost = true
+	}
+	s.adopted++
+	if s.adopted < 2 {
+		return
+	}
+	r.startSession(s)
+}
+
+// startSession runs a session whose two sockets are both in the reactor.
+func (r *reactor) startSession(s *Session) {
+	s.started = true
+	r.addSession(s)
+	s.lastActive, s.lastClient = r.now, r.now
+	if r.stopping || r.l.isDraining() {
+		s.abort(CauseShutdown, 1001, 1001)
+	} else if dc := s.deferred; dc != nil {
+		s.deferred = nil
+		s.abort(dc.cause, dc.toClient, dc.toBackend)
+	}
+	if h := s.params.Head; h != nil {
+		s.params.Head = nil
+		s.client.send(h)
+	}
+	// Frames each side sent right behind the handshake.
+	for _, p := range [2]*peer{&s.client, &s.backend} {
+		if lo := p.leftover; lo != nil {
+			p.leftover = nil
+			p.from.relay(lo)
+		}
+	}
+	for _, p := range [2]*peer{&s.client, &s.backend} {
+		if p.lost && s.state.Load() != sessFinished {
+			s.peerLost(p)
+		}
+	}
+	s.maybeFinish()
 }
 
 // putMask fills a masking key for a frame wsgate sends to a backend.

@@ -13,6 +13,7 @@ import (
 const (
 	upIdle int32 = iota // dialed, waiting in a warm pool or for its handshake
 	upHandshake
+	upHandoff // upgraded: the close callback hands the socket to a reactor
 	upRelay
 	upClosed
 )
@@ -32,11 +33,16 @@ type Upstream struct {
 	mu     sync.Mutex
 	closed bool // under mu
 
-	conn    netpoll.Connection
-	addr    string
-	state   atomic.Int32
-	sess    atomic.Pointer[Session]
-	onClose atomic.Pointer[func()]
+	conn netpoll.Connection
+	addr string
+	// handed is closed by the close callback that took the socket over
+	// (fd, leftover) for a session.
+	handed   chan struct{}
+	fd       int
+	leftover []byte
+	state    atomic.Int32
+	sess     atomic.Pointer[Session]
+	onClose  atomic.Pointer[func()]
 }
 
 type onDisconnectSetter interface {
@@ -57,7 +63,7 @@ func (l *Loop) Dial(ctx context.Context, addr string, timeout time.Duration) (*U
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	u := &Upstream{conn: conn, addr: addr}
+	u := &Upstream{conn: conn, addr: addr, handed: make(chan struct{}), fd: -1}
 	conn.AddCloseCallback(u.onClosed)
 	if ds, ok := conn.(onDisconnectSetter); ok {
 		ds.SetOnDisconnect(u.onDisconnect)
@@ -96,36 +102,40 @@ func (u *Upstream) Close() {
 	u.conn.Close()
 }
 
-// attach makes the upstream the backend side of s. It reports false when
-// the connection is already gone.
-func (u *Upstream) attach(s *Session) bool {
+// handOff makes the upstream the backend side of s: netpoll lets go of the
+// connection and s's reactor gets its socket.
+func (u *Upstream) handOff(s *Session) {
 	u.sess.Store(s)
-	if !u.state.CompareAndSwap(upHandshake, upRelay) {
-		return false
+	if !u.state.CompareAndSwap(upHandshake, upHandoff) {
+		// The backend hung up between its 101 and now.
+		s.adopt(SideBackend, -1, nil)
+		return
 	}
-	// Runs at once if frames already wait behind the 101.
-	u.conn.SetOnRequest(u.onRequest)
-	return u.conn.IsActive()
-}
-
-func (u *Upstream) onRequest(_ context.Context, conn netpoll.Connection) error {
-	if u.state.Load() == upRelay {
-		u.sess.Load().b2c.pump()
-		return nil
+	// With no OnRequest, netpoll runs the close callbacks here: ours takes
+	// a duplicate of the socket and the input read so far; netpoll's own
+	// then frees the poll operator, waiting out a read its poller may have
+	// had in progress, and keeps a non-empty input buffer. Whatever that
+	// read brought is collected after Close, so no byte the backend sent
+	// behind its 101 is lost.
+	u.conn.Close()
+	<-u.handed
+	leftover := u.leftover
+	u.leftover = nil
+	r := u.conn.Reader()
+	if n := r.Len(); n > 0 {
+		if b, err := r.Next(n); err == nil {
+			leftover = append(leftover, b...)
+		}
+		r.Release()
 	}
-	r := conn.Reader()
-	r.Skip(r.Len())
-	r.Release()
-	return nil
+	s.adopt(SideBackend, u.fd, leftover)
 }
 
 // onDisconnect runs when the backend hangs up. Without an OnRequest netpoll
 // leaves closing to its user, so that close callbacks run; in a session
 // (OnRequest set) netpoll closes it itself after the last input is pumped.
 func (u *Upstream) onDisconnect(context.Context, netpoll.Connection) {
-	if u.state.Load() != upRelay {
-		u.conn.Close()
-	}
+	u.conn.Close()
 }
 
 // Send writes p to the backend and flushes it, unless the connection has
@@ -146,15 +156,34 @@ func (u *Upstream) Send(p []byte) error {
 	return nil
 }
 
-func (u *Upstream) onClosed(netpoll.Connection) error {
+func (u *Upstream) onClosed(conn netpoll.Connection) error {
 	u.mu.Lock()
 	u.closed = true
 	u.mu.Unlock()
-	if s := u.sess.Load(); s != nil && u.state.Load() == upRelay {
-		s.backend.onClosed()
+	for {
+		st := u.state.Load()
+		if st == upHandoff {
+			if !u.state.CompareAndSwap(upHandoff, upRelay) {
+				continue
+			}
+			fd, leftover, err := takeOver(conn)
+			if err != nil {
+				u.sess.Load().loop.log.Warn("hand over backend connection", "addr", u.addr, "err", err.Error())
+			}
+			u.fd, u.leftover = fd, leftover
+			close(u.handed)
+			return nil
+		}
+		if st == upRelay || st == upClosed {
+			break
+		}
+		if u.state.CompareAndSwap(st, upClosed) {
+			break
+		}
+	}
+	if u.state.Load() == upRelay {
 		return nil
 	}
-	u.state.Store(upClosed)
 	if f := u.onClose.Load(); f != nil {
 		(*f)()
 	}

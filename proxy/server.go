@@ -15,9 +15,10 @@ import (
 	"github.com/wsgate/wsgate/proxy/config"
 )
 
-// netpollBufferSize is the first buffer of every connection. An idle
-// session holds little more than its two connections' buffers, so it is
-// small; a busy connection's reads grow it by doubling.
+// netpollBufferSize is the first buffer of a connection while netpoll
+// serves its handshake (and of a warm upstream waiting in its pool): an
+// upgrade request or response head fits, and a session's sockets leave
+// netpoll at the 101.
 const netpollBufferSize = 512
 
 // Server is one running wsgate: its reactor, listener, pools and admin API.

@@ -231,17 +231,17 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, bb *balance.B
 		ur.Skip(n)
 		ur.Release()
 	}
-	cw := c.Conn().Writer()
-	cw.WriteBinary(head)
-	if err := cw.Flush(); err != nil {
-		up.Close()
-		bb.Release()
-		s.m.failed.WithLabelValues(failClientGone).Inc()
-		return true, nil
-	}
-	ur.Skip(len(head))
-	ur.Release()
 	if resp.Status != 101 {
+		cw := c.Conn().Writer()
+		cw.WriteBinary(head)
+		if err := cw.Flush(); err != nil {
+			up.Close()
+			bb.Release()
+			s.m.failed.WithLabelValues(failClientGone).Inc()
+			return true, nil
+		}
+		ur.Skip(len(head))
+		ur.Release()
 		bb.Release()
 		if resp.Status >= 500 {
 			b.failed(p)
@@ -252,11 +252,16 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, bb *balance.B
 		s.log.Debug("backend refused upgrade", "pool", p.name, "backend", b.addr, "status", resp.Status)
 		return true, nil
 	}
+	// The session's reactor writes the 101 to the client (SessionParams.Head).
+	head = append([]byte(nil), head...)
+	ur.Skip(len(head))
+	ur.Release()
 	uc.SetReadDeadline(time.Time{})
 	client := c.RemoteAddr().String()
 	t := &trackedSession{}
 	b.active.Add(1)
 	sess, err := c.Upgrade(up, loop.SessionParams{
+		Head:    head,
 		Deflate: resp.Deflate,
 		OnEnd: func(r loop.EndReport) {
 			bb.Release()

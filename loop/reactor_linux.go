@@ -1,0 +1,284 @@
+package loop
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// readChunk bounds one read from a socket. A direction whose receiver
+	// stops reading holds at most one read's worth; the rest waits in the
+	// kernel, where TCP flow control pushes back on the sender.
+	readChunk = 64 << 10
+	// tickEvery is the period of the session timers (idle, keepalive,
+	// closing deadlines) and of the stall check of blocked receivers.
+	tickEvery = int64(250 * time.Millisecond)
+	// maxEvents bounds one epoll_wait batch.
+	maxEvents = 256
+)
+
+// reactor is one epoll instance and the goroutine that serves it. A session
+// belongs to one reactor for its whole life, and only that goroutine touches
+// its state, so the relay takes no locks: other goroutines (drains, the
+// handshake, Shutdown) hand it work through post.
+//
+// Why not netpoll here: netpoll hands every read event to a pooled
+// goroutine, keeps two buffers, a write barrier and timers per connection,
+// and cannot stop reading a socket whose receiver is full. The relay needs
+// none of that: one read into the reactor's scratch buffer, frames walked
+// in place, one write to the other socket, and when that socket is full the
+// remainder parked and the source taken out of EPOLLIN, so that TCP itself
+// slows the sender. netpoll still accepts, dials and serves handshakes.
+type reactor struct {
+	l      *Loop
+	epfd   int
+	wakefd int
+	woken  atomic.Bool
+
+	mu     sync.Mutex
+	closed bool // under mu: the epoll and event descriptors are gone
+	cmds   []func()
+	run_   []func() // the batch being run; swapped with cmds
+
+	// Owned by the reactor goroutine.
+	peers    []*peer // by file descriptor
+	sessions []*Session
+	blocked  []*peer // peers with unsent bytes
+	scratch  []byte
+	now      int64
+	lastTick int64
+	stopping bool
+
+	buffered atomic.Int64 // unsent bytes over all blocked peers, as of the last tick
+	done     chan struct{}
+}
+
+func newReactor(l *Loop) (*reactor, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
+	}
+	chunk := readChunk
+	if mb := l.cfg.MaxBufferedBytes; mb > 0 && mb < int64(chunk) {
+		chunk = int(mb)
+	}
+	r := &reactor{
+		l:       l,
+		epfd:    epfd,
+		wakefd:  wakefd,
+		scratch: make([]byte, chunk),
+		now:     time.Now().UnixNano(),
+		done:    make(chan struct{}),
+	}
+	r.lastTick = r.now
+	return r, nil
+}
+
+// post runs f on the reactor goroutine, after the events at hand.
+func (r *reactor) post(f func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.cmds = append(r.cmds, f)
+	if !r.woken.Swap(true) {
+		one := [8]byte{1}
+		_, _ = unix.Write(r.wakefd, one[:])
+	}
+}
+
+func (r *reactor) run() {
+	defer close(r.done)
+	events := make([]unix.EpollEvent, maxEvents)
+	for {
+		timeout := int((r.lastTick+tickEvery-r.now)/int64(time.Millisecond)) + 1
+		if timeout < 0 {
+			timeout = 0
+		}
+		n, err := unix.EpollWait(r.epfd, events, timeout)
+		r.now = time.Now().UnixNano()
+		if err != nil && err != unix.EINTR {
+			r.l.log.Error("epoll_wait", "err", err.Error())
+			time.Sleep(10 * time.Millisecond)
+		}
+		for i := 0; i < n; i++ {
+			r.dispatch(&events[i])
+		}
+		r.runCommands()
+		if r.stopping {
+			r.shutdown()
+			return
+		}
+		if r.now-r.lastTick >= tickEvery {
+			r.lastTick = r.now
+			r.tick()
+		}
+	}
+}
+
+func (r *reactor) dispatch(ev *unix.EpollEvent) {
+	fd := int(ev.Fd)
+	if fd == r.wakefd {
+		var b [8]byte
+		r.woken.Store(false)
+		_, _ = unix.Read(fd, b[:])
+		return
+	}
+	if fd >= len(r.peers) {
+		return
+	}
+	p := r.peers[fd]
+	if p == nil {
+		// Closed earlier in this batch.
+		return
+	}
+	e := ev.Events
+	if e&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 && p.out != nil {
+		p.onWritable()
+		if p.fd != fd {
+			return
+		}
+	}
+	if e&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		p.onReadable(e)
+	}
+}
+
+func (r *reactor) runCommands() {
+	r.mu.Lock()
+	batch := r.cmds
+	r.cmds = r.run_[:0]
+	r.mu.Unlock()
+	for i, f := range batch {
+		f()
+		batch[i] = nil
+	}
+	r.run_ = batch
+}
+
+// register adds p's socket to the epoll set, readable.
+func (r *reactor) register(p *peer, fd int) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+	if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return fmt.Errorf("epoll_ctl add fd %d: %w", fd, err)
+	}
+	if fd >= len(r.peers) {
+		n := 2 * len(r.peers)
+		if n <= fd {
+			n = fd + 64
+		}
+		grown := make([]*peer, n)
+		copy(grown, r.peers)
+		r.peers = grown
+	}
+	r.peers[fd] = p
+	p.fd = fd
+	p.interest = unix.EPOLLIN
+	return nil
+}
+
+// modify sets the events p's socket is watched for.
+func (r *reactor) modify(p *peer, events uint32) {
+	ev := unix.EpollEvent{Events: events, Fd: int32(p.fd)}
+	if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_MOD, p.fd, &ev); err != nil {
+		r.l.log.Warn("epoll_ctl mod", "fd", p.fd, "err", err.Error())
+	}
+	p.interest = events
+}
+
+// closeFd removes p's socket from the epoll set and closes it. The explicit
+// delete matters: until netpoll has closed its own descriptor of the same
+// socket (it hands over a duplicate), close alone would leave the
+// registration behind.
+func (r *reactor) closeFd(p *peer) {
+	fd := p.fd
+	if fd < 0 {
+		return
+	}
+	_ = unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	unix.Close(fd)
+	r.peers[fd] = nil
+	p.fd = -1
+}
+
+func (r *reactor) addBlocked(p *peer) {
+	p.blockedIdx = len(r.blocked)
+	r.blocked = append(r.blocked, p)
+}
+
+func (r *reactor) removeBlocked(p *peer) {
+	i := p.blockedIdx
+	if i < 0 {
+		return
+	}
+	last := len(r.blocked) - 1
+	r.blocked[i] = r.blocked[last]
+	r.blocked[i].blockedIdx = i
+	r.blocked[last] = nil
+	r.blocked = r.blocked[:last]
+	p.blockedIdx = -1
+}
+
+func (r *reactor) addSession(s *Session) {
+	s.idx = len(r.sessions)
+	r.sessions = append(r.sessions, s)
+}
+
+func (r *reactor) removeSession(s *Session) {
+	i := s.idx
+	if i < 0 {
+		return
+	}
+	last := len(r.sessions) - 1
+	r.sessions[i] = r.sessions[last]
+	r.sessions[i].idx = i
+	r.sessions[last] = nil
+	r.sessions = r.sessions[:last]
+	s.idx = -1
+}
+
+// stop makes the reactor cut its sessions and exit.
+func (r *reactor) stop() {
+	r.post(func() { r.stopping = true })
+	<-r.done
+}
+
+func (r *reactor) shutdown() {
+	for len(r.sessions) > 0 {
+		r.sessions[len(r.sessions)-1].finish()
+	}
+	r.mu.Lock()
+	r.closed = true
+	r.cmds = nil
+	unix.Close(r.epfd)
+	unix.Close(r.wakefd)
+	r.mu.Unlock()
+}
+
+// each runs fn on every session of the reactor, on its goroutine.
+func (r *reactor) each(fn func(*Session)) {
+	r.post(func() {
+		// fn may end sessions, which reorders the list.
+		for i := len(r.sessions) - 1; i >= 0; i-- {
+			if i < len(r.sessions) {
+				fn(r.sessions[i])
+			}
+		}
+	})
+}
