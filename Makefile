@@ -64,15 +64,18 @@ BENCH_PEERS := direct,wsgate,haproxy,nginx,caddy
 
 .PHONY: bench bench-quick bench-peers
 
-# Full benchmark: every scenario against every target, 3 runs each
-# (targets alternating), 10 s windows, 9,000 idle sessions. About 25 min
-# with all five targets; run it on a quiet machine.
+# Full benchmark: the scenarios of issue 3's target table (throughput
+# C=100 K=8 S=64 and C=1000 K=1 S=1024, latency C=1000 at 20,000/s,
+# handshake C=50, idle N=9,000) plus fan-out, against every target, 3 runs
+# each (targets alternating), 10 s windows: 90 runs, about 30 min with all
+# five targets; run it on a quiet machine. results.md starts with the
+# figures of merit against the issue's targets.
 bench: build
 	$(BIN)/wsbench -wsgate $(BIN)/wsgate -targets $(BENCH_PEERS) -runs 3 \
 	  -n 9000 -hold 10s -quiet-wait 2m $(BENCH_ADDRS) $(BENCH_ARGS) -out $(BENCH_OUT)
 
-# Quick look: one run of each scenario per target, 1 s windows, 1,000 idle
-# sessions; under 3 minutes with all five targets.
+# Quick look: one run of each scenario per target (30 runs), 1 s windows,
+# 1,000 idle sessions; about 1.5 minutes with all five targets.
 bench-quick: build
 	$(BIN)/wsbench -wsgate $(BIN)/wsgate -targets $(BENCH_PEERS) -runs 1 \
 	  -d 1s -warmup 300ms -n 1000 -hold 2s $(BENCH_ADDRS) $(BENCH_ARGS) -out $(BENCH_OUT)-quick

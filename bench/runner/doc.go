@@ -24,5 +24,7 @@
 // CPU 1; with Options.CapPct the proxy also runs in a CPU cgroup with that
 // quota. Every process is stopped by its PID with SIGTERM (SIGKILL after
 // 10 s) when its run ends. Summarize reduces the runs to medians with
-// min–max, Markdown renders them and Charts draws them as SVG.
+// min–max, FiguresOfMerit picks from them the figures of issue 3's target
+// table (set against the issue's targets for wsgate), Markdown renders
+// both and Charts draws them as SVG.
 package runner

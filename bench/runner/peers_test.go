@@ -128,7 +128,7 @@ func TestExecuteOrder(t *testing.T) {
 func TestSummarizeAndCharts(t *testing.T) {
 	o := DefaultOptions()
 	o.Targets = []string{"direct", "nginx"}
-	o.Scenarios = []string{"throughput", "latency", "handshake", "idle"}
+	o.Scenarios = []string{"throughput", "latency", "handshake", "idle", "throughput-1k"}
 	mk := func(target, sc string, v float64) Run {
 		r := Run{Target: target, Scenario: sc, TargetCPUPerMsgUS: v, TargetCPUPerUpgradeUS: 10 * v, TargetKBPerSession: v}
 		r.Load = &loadResult{MsgsPerSec: 1000 * v, LatencyUS: &latency{P50: v, P90: 2 * v, P99: 3 * v, P999: 4 * v, Max: 5 * v}}
@@ -142,7 +142,7 @@ func TestSummarizeAndCharts(t *testing.T) {
 	}
 	runs = append(runs, Run{Target: "nginx", Scenario: "idle", Error: "boom"})
 	sums := Summarize(o, runs)
-	if len(sums) != 8 {
+	if len(sums) != 10 {
 		t.Fatalf("%d summaries", len(sums))
 	}
 	st := sums[0].Metrics["target_cpu_per_msg_us"]
@@ -150,6 +150,9 @@ func TestSummarizeAndCharts(t *testing.T) {
 		t.Fatalf("%+v %+v", sums[0], st)
 	}
 	last := sums[7]
+	if tp1k := sums[9]; tp1k.Scenario != "throughput-1k" || tp1k.Target != "nginx" || tp1k.Metrics["target_cpu_per_msg_us"].Median != 4 {
+		t.Fatalf("%+v", tp1k)
+	}
 	if last.Target != "nginx" || last.Runs != 4 || last.Failed != 1 || last.Metrics["target_kb_per_session"].Median != 4 {
 		t.Fatalf("%+v", last)
 	}
@@ -158,7 +161,8 @@ func TestSummarizeAndCharts(t *testing.T) {
 	}
 	var md bytes.Buffer
 	Markdown(&md, o, Host{CPUs: 2, Peers: map[string]string{"nginx": "nginx/1.22"}}, true, runs)
-	for _, want := range []string{"| nginx | 3/4 |", "| direct | 3/3 | 2000 (1000–3000) |", "Peers: nginx: nginx/1.22", "nginx failed: boom"} {
+	for _, want := range []string{"| nginx | 3/4 |", "| direct | 3/3 | 2000 (1000–3000) |", "Peers: nginx: nginx/1.22", "nginx failed: boom",
+		"Throughput, many sessions (throughput-1k, closed loop): 1000 sessions × 1 in flight × 1024 B"} {
 		if !strings.Contains(md.String(), want) {
 			t.Fatalf("markdown lacks %q:\n%s", want, md.String())
 		}

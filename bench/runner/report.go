@@ -11,13 +11,16 @@ import (
 
 // Report is what wsbench writes to -out DIR/results.json.
 type Report struct {
-	Started  time.Time `json:"started"`
-	Host     Host      `json:"host"`
-	Options  Options   `json:"options"`
-	Notes    []string  `json:"notes,omitempty"`
-	Summary  []Summary `json:"summary"`
-	Runs     []Run     `json:"runs"`
-	Markdown string    `json:"markdown"`
+	Started time.Time `json:"started"`
+	Host    Host      `json:"host"`
+	Options Options   `json:"options"`
+	Notes   []string  `json:"notes,omitempty"`
+	Summary []Summary `json:"summary"`
+	// Figures are the figures of merit against issue 3's targets
+	// (FiguresOfMerit of Summary).
+	Figures  []Figure `json:"figures_of_merit"`
+	Runs     []Run    `json:"runs"`
+	Markdown string   `json:"markdown"`
 }
 
 // Host describes the machine the benchmark ran on.

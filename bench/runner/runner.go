@@ -25,8 +25,17 @@ import (
 // Targets and scenarios the runner knows.
 var (
 	KnownTargets   = []string{"direct", "wsgate", "haproxy", "nginx", "caddy"}
-	KnownScenarios = []string{"throughput", "latency", "handshake", "fanout", "idle"}
+	KnownScenarios = []string{"throughput", "throughput-1k", "latency", "handshake", "fanout", "idle"}
 )
+
+// wsloadScenario is the wsload scenario that runs a runner scenario:
+// throughput-1k is wsload's throughput with its own parameters.
+func wsloadScenario(scenario string) string {
+	if scenario == "throughput-1k" {
+		return "throughput"
+	}
+	return scenario
+}
 
 // Options configure a benchmark session.
 type Options struct {
@@ -49,6 +58,9 @@ type Options struct {
 	Listen  string `json:"listen"`  // the proxy's WebSocket address (every proxy target)
 	Admin   string `json:"admin"`   // wsgate's admin address (GET /readyz)
 
+	// throughput: Conns sessions × InFlight messages × Size bytes, closed
+	// loop, Warmup + Duration (Size also sizes latency and handshake
+	// messages).
 	Conns    int           `json:"conns"`
 	InFlight int           `json:"in_flight"`
 	Size     int           `json:"size"`
@@ -56,6 +68,12 @@ type Options struct {
 	Warmup   time.Duration `json:"warmup_ns"`
 	Idle     int           `json:"idle"`
 	Hold     time.Duration `json:"hold_ns"`
+
+	// throughput-1k: the second throughput scenario, many sessions with
+	// one larger message in flight each: Conns1k × InFlight1k × Size1k.
+	Conns1k    int `json:"tp1k_conns"`
+	InFlight1k int `json:"tp1k_in_flight"`
+	Size1k     int `json:"tp1k_size"`
 
 	// latency: LatConns sessions at Rate messages/s in total, open loop,
 	// Size bytes, Warmup + Duration.
@@ -91,14 +109,16 @@ type Options struct {
 	Progress io.Writer `json:"-"` // one line per run
 }
 
-// DefaultOptions returns the standard benchmark: throughput C=100 K=8 S=64,
-// latency C=100 at 20,000 msg/s, handshake with 16 workers, fanout to 1000
-// sessions every 100 ms, each for 10 s, and idle N=1000 for 10 s; three
-// runs of each against direct and wsgate.
+// DefaultOptions returns the standard benchmark, the scenarios of issue 3's
+// target table: throughput C=100 K=8 S=64, throughput-1k C=1000 K=1
+// S=1024, latency C=1000 at 20,000 msg/s, handshake with 50 workers, plus
+// fanout to 1000 sessions every 100 ms, each for 10 s, and idle N=1000
+// for 10 s (make bench: N=9000); three runs of each against direct and
+// wsgate.
 func DefaultOptions() Options {
 	return Options{
 		Targets:     []string{"direct", "wsgate"},
-		Scenarios:   []string{"throughput", "latency", "handshake", "fanout", "idle"},
+		Scenarios:   slices.Clone(KnownScenarios),
 		WsgateArgs:  "run --config {config}",
 		Backend:     "127.0.0.1:19001",
 		Listen:      "127.0.0.1:18080",
@@ -106,13 +126,16 @@ func DefaultOptions() Options {
 		Conns:       100,
 		InFlight:    8,
 		Size:        64,
+		Conns1k:     1000,
+		InFlight1k:  1,
+		Size1k:      1024,
 		Duration:    10 * time.Second,
 		Warmup:      time.Second,
 		Idle:        1000,
 		Hold:        10 * time.Second,
-		LatConns:    100,
+		LatConns:    1000,
 		Rate:        20000,
-		HSConns:     16,
+		HSConns:     50,
 		FanConns:    1000,
 		FanInterval: 100 * time.Millisecond,
 		FanSize:     64,
@@ -326,6 +349,8 @@ func (r *Runner) describe(scenario string) string {
 		return fmt.Sprintf("c=%d s=%d d=%v warmup=%v", o.HSConns, o.Size, o.Duration, o.Warmup)
 	case "fanout":
 		return fmt.Sprintf("c=%d push every %v × %d B d=%v warmup=%v", o.FanConns, o.FanInterval, o.FanSize, o.Duration, o.Warmup)
+	case "throughput-1k":
+		return fmt.Sprintf("c=%d k=%d s=%d d=%v warmup=%v", o.Conns1k, o.InFlight1k, o.Size1k, o.Duration, o.Warmup)
 	}
 	return fmt.Sprintf("c=%d k=%d s=%d d=%v warmup=%v", o.Conns, o.InFlight, o.Size, o.Duration, o.Warmup)
 }
@@ -337,7 +362,7 @@ func summary(run *Run) string {
 	l := run.Load
 	var s string
 	switch run.Scenario {
-	case "throughput":
+	case "throughput", "throughput-1k":
 		s = fmt.Sprintf("%.0f msg/s", l.MsgsPerSec)
 		if l.LatencyUS != nil {
 			s += fmt.Sprintf(", p50 %.0fµs p99 %.0fµs", l.LatencyUS.P50, l.LatencyUS.P99)
@@ -352,7 +377,14 @@ func summary(run *Run) string {
 		if lat := l.LatencyUS; lat != nil {
 			s += fmt.Sprintf(", p50 %.0fµs p99 %.0fµs p99.9 %.0fµs", lat.P50, lat.P99, lat.P999)
 		}
-		s += fmt.Sprintf(", target CPU %.2f µs/msg (%.0f%% of a core)", run.TargetCPUPerMsgUS, run.TargetCPUPct)
+		if lag := l.SendLagUS; lag != nil {
+			s += fmt.Sprintf(", send lag p99 %.0fµs", lag.P99)
+		}
+		s += fmt.Sprintf(", target CPU %.2f µs/msg (%.0f%% of a core), generator+backend %.0f%% of a core",
+			run.TargetCPUPerMsgUS, run.TargetCPUPct, run.LoadSideCPUPct)
+		if run.Pinned && run.LoadSideCPUPct > 90 {
+			s += " (load side saturated: sends run late, see send lag)"
+		}
 	case "handshake":
 		s = fmt.Sprintf("%.0f upgrades/s", l.UpgradesPerS)
 		if lat := l.LatencyUS; lat != nil {
@@ -495,12 +527,15 @@ func (r *Runner) addrs(target string) []string {
 // backend, when it is another process) at wsload's markers.
 func (r *Runner) drive(ctx context.Context, run *Run, scenario, url string, measured, backend *proc) error {
 	o := &r.opts
-	args := []string{"-scenario", scenario, "-url", url, "-json"}
+	args := []string{"-scenario", wsloadScenario(scenario), "-url", url, "-json"}
 	window := []string{"-d", o.Duration.String(), "-warmup", o.Warmup.String()}
 	limit := o.Warmup + o.Duration + 60*time.Second
 	switch scenario {
 	case "throughput":
 		args = append(args, "-c", strconv.Itoa(o.Conns), "-k", strconv.Itoa(o.InFlight), "-s", strconv.Itoa(o.Size))
+		args = append(args, window...)
+	case "throughput-1k":
+		args = append(args, "-c", strconv.Itoa(o.Conns1k), "-k", strconv.Itoa(o.InFlight1k), "-s", strconv.Itoa(o.Size1k))
 		args = append(args, window...)
 	case "latency":
 		args = append(args, "-c", strconv.Itoa(o.LatConns), "-rate", strconv.FormatFloat(o.Rate, 'f', -1, 64), "-s", strconv.Itoa(o.Size))
@@ -639,7 +674,7 @@ func (r *Runner) drive(ctx context.Context, run *Run, scenario, url string, meas
 	}
 
 	switch scenario {
-	case "throughput", "latency", "handshake", "fanout":
+	case "throughput", "throughput-1k", "latency", "handshake", "fanout":
 		if !gotStart || !gotEnd {
 			return errors.New("wsload did not mark the measurement window")
 		}

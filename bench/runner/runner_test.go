@@ -143,7 +143,8 @@ func TestDirect(t *testing.T) {
 	o.Backend = freeAddr(t)
 	o.Conns, o.InFlight, o.Duration, o.Warmup = 10, 4, 500*time.Millisecond, 100*time.Millisecond
 	o.Idle, o.Hold = 100, 500*time.Millisecond
-	o.Scenarios = []string{"throughput", "idle", "latency", "handshake", "fanout"}
+	o.Conns1k, o.InFlight1k, o.Size1k = 20, 1, 1024
+	o.Scenarios = []string{"throughput", "idle", "latency", "handshake", "fanout", "throughput-1k"}
 	o.Runs = 1
 	o.LatConns, o.Rate = 5, 1000
 	o.HSConns = 2
@@ -158,7 +159,7 @@ func TestDirect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	runs := r.Execute(ctx)
-	if len(runs) != 5 {
+	if len(runs) != 6 {
 		t.Fatalf("%d runs", len(runs))
 	}
 	for _, r := range runs {
@@ -166,7 +167,11 @@ func TestDirect(t *testing.T) {
 			t.Fatalf("%s: %s\n%s", r.Scenario, r.Error, progress.String())
 		}
 	}
-	tp, idle, lat, hs, fan := runs[0], runs[1], runs[2], runs[3], runs[4]
+	tp, idle, lat, hs, fan, tp1k := runs[0], runs[1], runs[2], runs[3], runs[4], runs[5]
+	if tp1k.Load.Messages == 0 || tp1k.Load.Sessions != 20 || tp1k.Load.InFlight != 1 || tp1k.Load.Size != 1024 ||
+		tp1k.Load.SessionErrors != 0 || tp1k.TargetCPUSec <= 0 || tp1k.TargetCPUPerMsgUS <= 0 {
+		t.Fatalf("throughput-1k run %+v / %+v", tp1k, tp1k.Load)
+	}
 	if lat.Load.Messages == 0 || lat.Load.Lost != 0 || lat.TargetCPUSec < 0 || lat.Load.LatencyUS == nil {
 		t.Fatalf("latency run %+v / %+v", lat, lat.Load)
 	}
@@ -185,7 +190,8 @@ func TestDirect(t *testing.T) {
 	}
 	var md bytes.Buffer
 	Markdown(&md, o, ThisHost(), r.Pinned(), runs)
-	for _, want := range []string{"| direct | 1/1 |", "target kB/session", "p99.9 µs", "upgrades/s", "delivered msg/s", "echoed msg/s"} {
+	for _, want := range []string{"| direct | 1/1 |", "target kB/session", "p99.9 µs", "upgrades/s", "delivered msg/s", "echoed msg/s",
+		"Figures of merit", "| throughput C=20 K=1 S=1024: CPU µs per echoed message | **", "20 sessions × 1 in flight × 1024 B"} {
 		if !strings.Contains(md.String(), want) {
 			t.Fatalf("markdown lacks %q:\n%s", want, md.String())
 		}
@@ -194,7 +200,7 @@ func TestDirect(t *testing.T) {
 	if _, err := rep.WriteJSON(t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(progress.String(), "\n"); n != 10 {
+	if n := strings.Count(progress.String(), "\n"); n != 12 {
 		t.Fatalf("progress lines: %d\n%s", n, progress.String())
 	}
 }

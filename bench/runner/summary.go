@@ -88,12 +88,16 @@ func latp(r *Run, q int) *float64 {
 	return &l.Max
 }
 
+// throughputMetrics are the columns of both throughput scenarios.
+var throughputMetrics = []metric{
+	{"msgs_per_sec", "msg/s", "%.0f", func(r *Run) float64 { return r.Load.MsgsPerSec }},
+	mP50, mP99, mP999, mCPUMsg, mCPUPct, mLoadPct, mOther, mErrors,
+}
+
 // scenarioMetrics are the figures summarised (and tabulated) per scenario.
 var scenarioMetrics = map[string][]metric{
-	"throughput": {
-		{"msgs_per_sec", "msg/s", "%.0f", func(r *Run) float64 { return r.Load.MsgsPerSec }},
-		mP50, mP99, mP999, mCPUMsg, mCPUPct, mLoadPct, mOther, mErrors,
-	},
+	"throughput":    throughputMetrics,
+	"throughput-1k": throughputMetrics,
 	"latency": {
 		{"msgs_per_sec", "echoed msg/s", "%.0f", func(r *Run) float64 { return r.Load.MsgsPerSec }},
 		{"lost", "lost", "%.0f", func(r *Run) float64 { return float64(r.Load.Lost) }},
@@ -104,7 +108,7 @@ var scenarioMetrics = map[string][]metric{
 			}
 			return r.Load.SendLagUS.P99
 		}},
-		mCPUMsg, mCPUPct, mOther, mErrors,
+		mCPUMsg, mCPUPct, mLoadPct, mOther, mErrors,
 	},
 	"handshake": {
 		{"upgrades_per_sec", "upgrades/s", "%.0f", func(r *Run) float64 { return r.Load.UpgradesPerS }},
@@ -185,6 +189,8 @@ func scenarioTitle(o Options, sc string) string {
 	switch sc {
 	case "throughput":
 		return fmt.Sprintf("Throughput (closed loop): %d sessions × %d in flight × %d B, %v measured after %v warm-up.", o.Conns, o.InFlight, o.Size, o.Duration, o.Warmup)
+	case "throughput-1k":
+		return fmt.Sprintf("Throughput, many sessions (throughput-1k, closed loop): %d sessions × %d in flight × %d B, %v measured after %v warm-up.", o.Conns1k, o.InFlight1k, o.Size1k, o.Duration, o.Warmup)
 	case "latency":
 		return fmt.Sprintf("Latency (open loop): %d sessions at %.0f msg/s in total, %d B, %v measured after %v warm-up; latency from each message's intended send time (coordinated omission corrected).", o.LatConns, o.Rate, o.Size, o.Duration, o.Warmup)
 	case "handshake":
@@ -197,9 +203,13 @@ func scenarioTitle(o Options, sc string) string {
 	return sc
 }
 
-// Markdown renders the summaries: one table per scenario, one row per
-// target, each cell the median over the runs with the range in brackets.
+// Markdown renders the summaries: first the figures of merit against
+// issue 3's targets (FiguresOfMerit), then one table per scenario, one row
+// per target, each cell the median over the runs with the range in
+// brackets.
 func Markdown(w io.Writer, opts Options, host Host, pinned bool, runs []Run) {
+	sums := Summarize(opts, runs)
+	meritMarkdown(w, opts, FiguresOfMerit(opts, sums))
 	pin := "not pinned"
 	if pinned {
 		pin = "load generator + wsecho on CPU 0, proxy on CPU 1 (taskset)"
@@ -219,7 +229,6 @@ func Markdown(w io.Writer, opts Options, host Host, pinned bool, runs []Run) {
 		fmt.Fprintf(w, "Peers: %s.\n", strings.Join(ps, "; "))
 	}
 	fmt.Fprintf(w, "Medians of %d run(s) per cell, range (min–max) in brackets.\n\n", opts.Runs)
-	sums := Summarize(opts, runs)
 	for _, sc := range opts.Scenarios {
 		var rows []Summary
 		for _, s := range sums {

@@ -146,7 +146,7 @@ func fmtTick(v float64) string {
 }
 
 // Charts renders the report's charts, by file name: CPU per message per
-// target (throughput, latency and fan-out), CPU per upgrade (handshake),
+// target (both throughputs, latency and fan-out), CPU per upgrade (handshake),
 // latency percentiles per target (latency scenario, log scale) and memory
 // per idle session per target. Scenarios that were not run give no chart.
 func Charts(opts Options, sums []Summary) map[string]string {
@@ -176,7 +176,7 @@ func Charts(opts Options, sums []Summary) map[string]string {
 	cats := opts.Targets
 	out := map[string]string{}
 	var cpu []chartSeries
-	for _, sc := range []string{"throughput", "latency", "fanout"} {
+	for _, sc := range []string{"throughput", "throughput-1k", "latency", "fanout"} {
 		if has(sc) {
 			cpu = append(cpu, chartSeries{sc, col(sc, "target_cpu_per_msg_us")})
 		}

@@ -45,7 +45,10 @@ func run() int {
 	flag.StringVar(&o.Admin, "admin", o.Admin, "wsgate's admin address")
 	flag.IntVar(&o.Conns, "c", o.Conns, "throughput: sessions")
 	flag.IntVar(&o.InFlight, "k", o.InFlight, "throughput: messages in flight per session")
-	flag.IntVar(&o.Size, "s", o.Size, "throughput: message size in bytes")
+	flag.IntVar(&o.Size, "s", o.Size, "throughput: message size in bytes (also latency's and handshake's)")
+	flag.IntVar(&o.Conns1k, "tp1k-c", o.Conns1k, "throughput-1k: sessions")
+	flag.IntVar(&o.InFlight1k, "tp1k-k", o.InFlight1k, "throughput-1k: messages in flight per session")
+	flag.IntVar(&o.Size1k, "tp1k-s", o.Size1k, "throughput-1k: message size in bytes")
 	flag.DurationVar(&o.Duration, "d", o.Duration, "throughput, latency, handshake, fanout: measured duration")
 	flag.DurationVar(&o.Warmup, "warmup", o.Warmup, "throughput, latency, handshake, fanout: warm-up before the measured window")
 	flag.IntVar(&o.Idle, "n", o.Idle, "idle: sessions")
@@ -122,7 +125,8 @@ func run() int {
 	}
 	if *out != "" {
 		sums := runner.Summarize(o, runs)
-		rep := runner.Report{Started: started, Host: host, Options: o, Notes: r.Notes(), Summary: sums, Runs: runs, Markdown: md.String()}
+		rep := runner.Report{Started: started, Host: host, Options: o, Notes: r.Notes(), Summary: sums,
+			Figures: runner.FiguresOfMerit(o, sums), Runs: runs, Markdown: md.String()}
 		path, err := rep.WriteJSON(*out)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "wsbench:", err)
