@@ -210,8 +210,20 @@ var kindNames = [...]struct {
 	{"x-forwarded-host", kXForwardedHost},
 }
 
+// kindsByLen holds kindNames by name length: a header name is compared
+// only with the known names of its length, at most three.
+var kindsByLen = func() (t [len("sec-websocket-extensions") + 1][]uint8) {
+	for i, kn := range kindNames {
+		t[len(kn.name)] = append(t[len(kn.name)], uint8(i))
+	}
+	return t
+}()
+
 func kindOf(name []byte) uint8 {
-	for i := range kindNames {
+	if len(name) >= len(kindsByLen) {
+		return kOther
+	}
+	for _, i := range kindsByLen[len(name)] {
 		if equalLower(name, kindNames[i].name) {
 			return kindNames[i].kind
 		}

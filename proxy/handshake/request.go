@@ -25,6 +25,11 @@ type Request struct {
 	fields []field
 }
 
+// Reset forgets the head r points into but keeps the capacity of its field
+// list, so that a Request kept for reuse (in a sync.Pool, say) neither holds
+// on to a connection's input buffer nor allocates when it parses again.
+func (r *Request) Reset() { *r = Request{fields: r.fields[:0]} }
+
 // ParseRequest is r.Parse(head).
 func ParseRequest(head []byte, r *Request) error { return r.Parse(head) }
 
