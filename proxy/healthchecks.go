@@ -132,8 +132,15 @@ func (d *healthDelegate) Checked(target string, ok bool, latency time.Duration, 
 // pool. A session that upgrades resets the count.
 
 func (b *backend) succeeded() {
-	b.failures.Store(0)
-	b.ejections.Store(0)
+	// Every upgrade ends here: loads first, so that a healthy backend's
+	// counters are not written (and their cache line not bounced between
+	// cores) once per session.
+	if b.failures.Load() != 0 {
+		b.failures.Store(0)
+	}
+	if b.ejections.Load() != 0 {
+		b.ejections.Store(0)
+	}
 }
 
 func (b *backend) failed(p *pool) {

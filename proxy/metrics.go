@@ -24,6 +24,28 @@ const (
 var failReasons = []string{failBadRequest, failVersion, failHeaderTooLarge, failTimeout, failNoRoute,
 	failNoBackend, failBackendDown, failBadResponse, failBackendRejected, failClientGone}
 
+// Results of an upgrade sent to a backend, the label values of
+// wsgate_backend_upgrades_total.
+const (
+	upgradeOK = iota
+	upgradeRefused
+	upgradeError
+	upgradeDialError
+	numUpgradeResults
+)
+
+var upgradeResults = [numUpgradeResults]string{"upgraded", "refused", "error", "dial_error"}
+
+// Results of a dial, the result label values of wsgate_upstream_dials_total.
+const (
+	dialOK = iota
+	dialError
+	dialTimeout
+	numDialResults
+)
+
+var dialResults = [numDialResults]string{"ok", "error", "timeout"}
+
 // metrics is what the admin listener exposes. Counters the relay updates
 // per frame live in loop.Stats and are read here at scrape time.
 type metrics struct {
@@ -42,6 +64,41 @@ type metrics struct {
 	rebalances      *prometheus.CounterVec
 	checks          *prometheus.HistogramVec
 	backendUpgrades *prometheus.CounterVec
+
+	// Children resolved once, so that a handshake does not hash label
+	// values and look them up: by failure reason and by loop.Cause.
+	failedByReason map[string]prometheus.Counter
+	closedByCause  []prometheus.Counter
+}
+
+// failedBy is wsgate_sessions_failed_total{reason}.
+func (m *metrics) failedBy(reason string) prometheus.Counter {
+	if c, ok := m.failedByReason[reason]; ok {
+		return c
+	}
+	return m.failed.WithLabelValues(reason)
+}
+
+// closedBy is wsgate_sessions_closed_total{cause}.
+func (m *metrics) closedBy(c loop.Cause) prometheus.Counter {
+	if int(c) >= 0 && int(c) < len(m.closedByCause) && m.closedByCause[c] != nil {
+		return m.closedByCause[c]
+	}
+	return m.closed.WithLabelValues(c.String())
+}
+
+// poolMetrics are a pool's series, resolved when the pool is built.
+type poolMetrics struct {
+	hits, misses prometheus.Counter
+	dials        [numDialResults]prometheus.Counter
+}
+
+func (m *metrics) forPool(name string) poolMetrics {
+	pm := poolMetrics{hits: m.poolHits.WithLabelValues(name), misses: m.poolMisses.WithLabelValues(name)}
+	for i, r := range dialResults {
+		pm.dials[i] = m.dials.WithLabelValues(name, r)
+	}
+	return pm
 }
 
 func newMetrics(st *loop.Stats) *metrics {
@@ -75,11 +132,15 @@ func newMetrics(st *loop.Stats) *metrics {
 	}, []string{"pool", "backend", "result"})
 	m.rebalances = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsgate_backend_rebalance_closes_total", Help: "Sessions closed with 1012 to move them off an overloaded backend."}, []string{"pool", "backend"})
 	m.reg.MustRegister(m.drains, m.backendUpgrades, m.ejections, m.checks, m.rebalances)
+	m.failedByReason = make(map[string]prometheus.Counter, len(failReasons))
 	for _, r := range failReasons {
-		m.failed.WithLabelValues(r)
+		m.failedByReason[r] = m.failed.WithLabelValues(r)
 	}
 	for _, c := range loop.Causes() {
-		m.closed.WithLabelValues(c.String())
+		if int(c) >= len(m.closedByCause) {
+			m.closedByCause = append(m.closedByCause, make([]prometheus.Counter, int(c)+1-len(m.closedByCause))...)
+		}
+		m.closedByCause[c] = m.closed.WithLabelValues(c.String())
 	}
 	m.reg.MustRegister(m.accepted, m.upgraded, m.failed, m.closed, m.handshake, m.dials, m.poolHits, m.poolMisses,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wsgate_sessions_active", Help: "Sessions in frame relay."},

@@ -90,11 +90,7 @@ func (s *Server) buildRouting(cfg *config.Config, old *routing) *routing {
 		rt.byName[p.name] = p
 		// Series exist from the start, so a dashboard sees zeros rather
 		// than gaps.
-		s.m.poolHits.WithLabelValues(p.name)
-		s.m.poolMisses.WithLabelValues(p.name)
-		for _, r := range []string{"ok", "error", "timeout"} {
-			s.m.dials.WithLabelValues(p.name, r)
-		}
+		p.m = s.m.forPool(p.name)
 	}
 	rt.router = newRouter(cfg.Routes, rt.byName)
 	return rt
@@ -181,18 +177,28 @@ func (s *Server) Shutdown(ctx context.Context) int {
 	return cut
 }
 
-// dial opens a connection to b, counting the result.
-func (s *Server) dial(ctx context.Context, b *backend) (*loop.Upstream, error) {
-	u, err := s.loop.Dial(ctx, b.addr, b.pool.Load().dialTimeout)
-	result := "ok"
+// dial opens a connection to b within the pool's dial_timeout and before
+// deadline (none if zero), counting the result.
+func (s *Server) dial(deadline time.Time, b *backend) (*loop.Upstream, error) {
+	// The deadline shortens the timeout here rather than through a context,
+	// which would cost a timer per dial; loop.Dial takes the shorter of its
+	// timeout and its context's deadline, so the two are the same.
+	timeout := b.pool.Load().dialTimeout
+	if !deadline.IsZero() {
+		if left := time.Until(deadline); left < timeout || timeout <= 0 {
+			timeout = left
+		}
+	}
+	u, err := s.loop.Dial(context.Background(), b.addr, timeout)
+	result := dialOK
 	if err != nil {
-		result = "error"
+		result = dialError
 		if errors.Is(err, context.DeadlineExceeded) {
-			result = "timeout"
+			result = dialTimeout
 		}
 	}
 	p := b.pool.Load()
-	s.m.dials.WithLabelValues(p.name, result).Inc()
+	p.m.dials[result].Inc()
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: %w", p.name, err)
 	}

@@ -1,16 +1,33 @@
 package proxy
 
 import (
+	"log/slog"
+	"net"
 	"time"
 
 	"github.com/wsgate/wsgate/loop"
+	"github.com/wsgate/wsgate/proxy/balance"
 )
 
 // trackedSession is a backend's handle on one of its sessions. The session
-// may end before the handshake gets to register it; ended says so.
+// may end before the handshake gets to register it; ended says so. It also
+// holds what the session's end needs and its log attributes, so that a
+// session costs the handshake one allocation here.
 type trackedSession struct {
 	s     *loop.Session
 	ended bool // under the backend's smu
+
+	b      *backend
+	bb     *balance.Backend
+	client net.Addr
+	attrs  [3]slog.Attr // pool, backend, client: loop.SessionParams.Attrs
+}
+
+// end is the session's loop.SessionParams.OnEnd.
+func (t *trackedSession) end(r loop.EndReport) {
+	t.bb.Release()
+	t.b.untrack(t)
+	t.b.srv.sessionEnded(r)
 }
 
 // track registers a session that has just been upgraded on b.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/cloudwego/netpoll"
@@ -19,6 +20,27 @@ import (
 // maxResponseHead bounds a backend's response head; a longer one is a
 // broken backend and the client gets 502.
 const maxResponseHead = 64 << 10
+
+// scratch is what a handshake needs beyond its stack, pooled so that a
+// handshake neither allocates it nor carries it in its frame: the parsed
+// request, whose field list keeps its capacity from one handshake to the
+// next, the sticky key and the client's Sec-WebSocket-Key.
+type scratch struct {
+	req      handshake.Request
+	keyBuf   [128]byte
+	stickKey []byte // in keyBuf (or, for a longer key, its own); nil: none
+	key      [24]byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+func putScratch(sc *scratch) {
+	sc.req.Reset() // do not keep the client's input alive
+	sc.stickKey = nil
+	scratchPool.Put(sc)
+}
 
 // ServeHandshake passes one WebSocket upgrade through: it reads and checks
 // the request, routes it, sends it to a backend (a warm connection if one
@@ -38,41 +60,29 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 		s.refuse(c, status, reason, failReasonFor(status, reason))
 		return
 	}
-	var req handshake.Request
-	if err := req.Parse(head); err != nil {
-		var rej *handshake.Reject
-		if errors.As(err, &rej) {
-			s.refuse(c, rej.Status, rej.Reason, failReasonFor(rej.Status, rej.Reason))
+	sc := getScratch()
+	defer putScratch(sc)
+	out := bytebufferpool.Get()
+	defer bytebufferpool.Put(out)
+	p, upstream, rf := s.routing.Load().prepare(sc, head, conn.RemoteAddr(), out.B[:0])
+	out.B = upstream
+	if rf.status != 0 {
+		if p != nil {
+			s.refuse(c, rf.status, rf.reason, rf.metric, slog.String("pool", p.name))
 		} else {
-			s.refuse(c, 400, err.Error(), failBadRequest)
+			s.refuse(c, rf.status, rf.reason, rf.metric)
 		}
 		return
 	}
-	p := s.routing.Load().router.match(req.Hostname(), req.Path)
-	if p == nil {
-		s.refuse(c, 404, "no route for host and path", failNoRoute)
-		return
-	}
-	if len(p.backends) == 0 {
-		s.refuse(c, 503, "no backend available", failNoBackend, slog.String("pool", p.name))
-		return
-	}
-
-	// Everything the rest needs from the request is copied out of the
-	// client's input, which is then released.
-	var keyBuf [128]byte
-	stickKey := stickyKey(keyBuf[:0], p, &req, conn.RemoteAddr())
-	var key [24]byte
-	copy(key[:], req.Key)
-	out := bytebufferpool.Get()
-	defer bytebufferpool.Put(out)
-	out.B = handshake.AppendUpstreamRequest(out.B[:0], &req, forwardInfo(conn.RemoteAddr()))
+	stickKey, key := sc.stickKey, sc.key[:]
 	r := conn.Reader()
 	r.Skip(len(head))
 	r.Release()
 
-	ctx, cancel := context.WithDeadline(context.Background(), c.Deadline())
-	defer cancel()
+	// The handshake deadline bounds the tries and each dial. It is checked
+	// with the clock rather than through a context: a context with a
+	// deadline costs a timer and five allocations per handshake.
+	deadline := c.Deadline()
 	var lastErr error
 	tried := 0
 	var excluded [8]*balance.Backend
@@ -85,7 +95,7 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 		return false
 	}
 	for tried < len(p.backends) && tried < len(excluded) {
-		if ctx.Err() != nil {
+		if !time.Now().Before(deadline) {
 			break
 		}
 		bb := p.bal.Pick(stickKey, exclude)
@@ -102,15 +112,15 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 		up := b.take()
 		warm := up != nil
 		if warm {
-			s.m.poolHits.WithLabelValues(p.name).Inc()
+			p.m.hits.Inc()
 		} else {
-			s.m.poolMisses.WithLabelValues(p.name).Inc()
+			p.m.misses.Inc()
 		}
 		var done, dialFailed bool
 		var err error
 		for {
 			if up == nil {
-				if up, err = s.dial(ctx, b); err != nil {
+				if up, err = s.dial(deadline, b); err != nil {
 					dialFailed = true
 					break
 				}
@@ -120,7 +130,7 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 					break
 				}
 			}
-			done, err = s.exchange(c, p, b, bb, up, out.B, key[:], start)
+			done, err = s.exchange(c, p, b, bb, up, out.B, key, start)
 			if done || !warm || errors.Is(err, errClientGone) {
 				break
 			}
@@ -139,11 +149,11 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 			break
 		}
 		b.failed(p)
-		result := "error"
+		result := upgradeError
 		if dialFailed {
-			result = "dial_error"
+			result = upgradeDialError
 		}
-		s.m.backendUpgrades.WithLabelValues(p.name, b.addr, result).Inc()
+		b.upgrades(result).Inc()
 		s.log.Warn("backend failed", "pool", p.name, "backend", b.addr, "err", err)
 	}
 	if tried == 0 {
@@ -151,7 +161,7 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 		return
 	}
 	if errors.Is(lastErr, errClientGone) {
-		s.m.failed.WithLabelValues(failClientGone).Inc()
+		s.m.failedBy(failClientGone).Inc()
 		return
 	}
 	if lastErr == nil {
@@ -163,6 +173,40 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 }
 
 var errClientGone = errors.New("client closed the connection")
+
+// refusal is an answer to a request that will not be passed on: status 0
+// means none.
+type refusal struct {
+	status         int
+	reason, metric string
+}
+
+// prepare parses a request head into sc, routes it, and appends to dst the
+// request to send upstream. Everything the rest of the handshake needs
+// from the request is copied out of head (into sc and dst), so that the
+// client's input can be released. On a refusal p is the pool when one was
+// found (its name goes in the log line).
+func (rt *routing) prepare(sc *scratch, head []byte, client net.Addr, dst []byte) (p *pool, upstream []byte, rf refusal) {
+	req := &sc.req
+	defer req.Reset() // nothing may point into head once it is released
+	if err := req.Parse(head); err != nil {
+		var rej *handshake.Reject
+		if errors.As(err, &rej) {
+			return nil, dst, refusal{rej.Status, rej.Reason, failReasonFor(rej.Status, rej.Reason)}
+		}
+		return nil, dst, refusal{400, err.Error(), failBadRequest}
+	}
+	p = rt.router.match(req.Hostname(), req.Path)
+	if p == nil {
+		return nil, dst, refusal{404, "no route for host and path", failNoRoute}
+	}
+	if len(p.backends) == 0 {
+		return p, dst, refusal{503, "no backend available", failNoBackend}
+	}
+	sc.stickKey = stickyKey(sc.keyBuf[:0], p, req, client)
+	copy(sc.key[:], req.Key)
+	return p, handshake.AppendUpstreamRequest(dst, req, forwardInfo(client)), refusal{}
+}
 
 // readRequestHead waits for a complete request head within the deadline and
 // the size limit. On failure it returns the status to answer.
@@ -237,7 +281,7 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, bb *balance.B
 		if err := cw.Flush(); err != nil {
 			up.Close()
 			bb.Release()
-			s.m.failed.WithLabelValues(failClientGone).Inc()
+			s.m.failedBy(failClientGone).Inc()
 			return true, nil
 		}
 		ur.Skip(len(head))
@@ -246,10 +290,12 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, bb *balance.B
 		if resp.Status >= 500 {
 			b.failed(p)
 		}
-		s.m.backendUpgrades.WithLabelValues(p.name, b.addr, "refused").Inc()
+		b.upgrades(upgradeRefused).Inc()
 		s.relayBody(c, up, &resp)
-		s.m.failed.WithLabelValues(failBackendRejected).Inc()
-		s.log.Debug("backend refused upgrade", "pool", p.name, "backend", b.addr, "status", resp.Status)
+		s.m.failedBy(failBackendRejected).Inc()
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("backend refused upgrade", "pool", p.name, "backend", b.addr, "status", resp.Status)
+		}
 		return true, nil
 	}
 	// The session's reactor writes the 101 to the client (SessionParams.Head).
@@ -257,33 +303,44 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, bb *balance.B
 	ur.Skip(len(head))
 	ur.Release()
 	uc.SetReadDeadline(time.Time{})
-	client := c.RemoteAddr().String()
-	t := &trackedSession{}
+	// One allocation carries what the session's end needs and its log
+	// attributes; the client's address is formatted only if a log line
+	// that carries it is written.
+	t := &trackedSession{b: b, bb: bb, client: c.RemoteAddr()}
+	t.attrs = [3]slog.Attr{
+		slog.String("pool", p.name),
+		slog.String("backend", b.addr),
+		slog.Any("client", (*clientAddr)(t)),
+	}
 	b.active.Add(1)
 	sess, err := c.Upgrade(up, loop.SessionParams{
 		Head:    head,
 		Deflate: resp.Deflate,
-		OnEnd: func(r loop.EndReport) {
-			bb.Release()
-			b.untrack(t)
-			s.sessionEnded(r)
-		},
-		Attrs: []slog.Attr{slog.String("pool", p.name), slog.String("backend", b.addr), slog.String("client", client)},
+		OnEnd:   t.end,
+		Attrs:   t.attrs[:],
 	})
 	if err != nil {
 		return true, nil
 	}
 	b.track(t, sess)
 	b.succeeded()
-	s.m.backendUpgrades.WithLabelValues(p.name, b.addr, "upgraded").Inc()
+	b.upgrades(upgradeOK).Inc()
 	s.m.upgraded.Inc()
 	s.m.handshake.Observe(time.Since(start).Seconds())
 	return true, nil
 }
 
 func (s *Server) sessionEnded(r loop.EndReport) {
-	s.m.closed.WithLabelValues(r.Cause.String()).Inc()
+	s.m.closedBy(r.Cause).Inc()
 }
+
+// clientAddr is a session's client address as a log attribute's value: a
+// pointer (so that making it an attribute does not allocate) that formats
+// the address only when a handler resolves it.
+type clientAddr trackedSession
+
+func (c *clientAddr) LogValue() slog.Value { return slog.StringValue(c.String()) }
+func (c *clientAddr) String() string       { return c.client.String() }
 
 // readResponseHead waits for a complete response head from a backend and
 // returns its length.
@@ -347,14 +404,21 @@ func (s *Server) relayBody(c *loop.ClientConn, up *loop.Upstream, resp *handshak
 // refuse answers the client with an HTTP error and logs why. A negative
 // status means there is nobody left to answer.
 func (s *Server) refuse(c *loop.ClientConn, status int, reason, metric string, attrs ...slog.Attr) {
-	s.m.failed.WithLabelValues(metric).Inc()
-	attrs = append(attrs, slog.String("client", c.RemoteAddr().String()), slog.String("reason", reason))
+	s.m.failedBy(metric).Inc()
+	level, msg := slog.LevelWarn, "upgrade refused"
 	if status < 0 {
-		s.log.LogAttrs(context.Background(), slog.LevelDebug, "upgrade abandoned", attrs...)
+		level, msg = slog.LevelDebug, "upgrade abandoned"
+	}
+	if s.log.Enabled(context.Background(), level) {
+		attrs = append(attrs, slog.String("client", c.RemoteAddr().String()), slog.String("reason", reason))
+		if status >= 0 {
+			attrs = append(attrs, slog.Int("status", status))
+		}
+		s.log.LogAttrs(context.Background(), level, msg, attrs...)
+	}
+	if status < 0 {
 		return
 	}
-	attrs = append(attrs, slog.Int("status", status))
-	s.log.LogAttrs(context.Background(), slog.LevelWarn, "upgrade refused", attrs...)
 	buf := bytebufferpool.Get()
 	buf.B = handshake.AppendErrorResponse(buf.B[:0], status, reason)
 	w := c.Conn().Writer()

@@ -1,10 +1,11 @@
 package proxy
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsgate/wsgate/loop"
 	"github.com/wsgate/wsgate/proxy/balance"
@@ -25,6 +26,7 @@ type pool struct {
 	hashName    string
 	dialTimeout time.Duration
 	drainPeriod time.Duration
+	m           poolMetrics
 }
 
 // backend is one upstream address with its warm connections: pre-dialed TCP
@@ -41,6 +43,11 @@ type backend struct {
 	draining atomic.Bool
 	removed  atomic.Bool // left the configuration; never picked again
 	active   atomic.Int64
+
+	// mUpgrades caches the backend's wsgate_backend_upgrades_total series
+	// by result, each created at its first use as before (a backend serves
+	// one pool name for its whole life).
+	mUpgrades [numUpgradeResults]atomic.Pointer[prometheus.Counter]
 
 	// Health: the active checks' verdict, and passive ejection.
 	checkedUp    atomic.Bool
@@ -105,6 +112,16 @@ func newPool(srv *Server, node config.Node, pc config.Pool, old *pool) *pool {
 	}
 	p.bal = newBalancer(node, pc, p.backends)
 	return p
+}
+
+// upgrades is wsgate_backend_upgrades_total{pool, backend, result}.
+func (b *backend) upgrades(result int) prometheus.Counter {
+	if c := b.mUpgrades[result].Load(); c != nil {
+		return *c
+	}
+	c := b.srv.m.backendUpgrades.WithLabelValues(b.pool.Load().name, b.addr, upgradeResults[result])
+	b.mUpgrades[result].Store(&c)
+	return c
 }
 
 // available reports whether the backend may take a new session.
@@ -188,7 +205,7 @@ func (b *backend) refillLoop() {
 			return
 		}
 		b.mu.Unlock()
-		u, err := b.srv.dial(context.Background(), b)
+		u, err := b.srv.dial(time.Time{}, b)
 		if err == nil {
 			u.OnClose(func() { b.forget(u) })
 		}
