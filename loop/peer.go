@@ -51,7 +51,8 @@ type peer struct {
 	lost      bool // its TCP connection is gone
 	eof       bool // it half-closed after its Close; it may still be written
 
-	leftover []byte // input netpoll read before the handoff
+	leftover  []byte // input netpoll read before the handoff
+	pendingFd int    // the adopted socket, until the session starts (-1: none)
 }
 
 // done reports whether nothing more is expected of this peer.

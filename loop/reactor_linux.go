@@ -260,6 +260,8 @@ func (r *reactor) stop() {
 }
 
 func (r *reactor) shutdown() {
+	// Sessions still waiting for their second socket are not in the list;
+	// their sockets close with the process.
 	for len(r.sessions) > 0 {
 		r.sessions[len(r.sessions)-1].finish()
 	}

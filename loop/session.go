@@ -134,8 +134,8 @@ type deferredClose struct {
 
 func (s *Session) initPeers() {
 	s.idx = -1
-	s.client = peer{r: s.r, sess: s, side: SideClient, fd: -1, from: &s.c2b, into: &s.b2c, blockedIdx: -1}
-	s.backend = peer{r: s.r, sess: s, side: SideBackend, fd: -1, from: &s.b2c, into: &s.c2b, blockedIdx: -1}
+	s.client = peer{r: s.r, sess: s, side: SideClient, fd: -1, pendingFd: -1, from: &s.c2b, into: &s.b2c, blockedIdx: -1}
+	s.backend = peer{r: s.r, sess: s, side: SideBackend, fd: -1, pendingFd: -1, from: &s.b2c, into: &s.c2b, blockedIdx: -1}
 	cfg := &s.loop.cfg
 	s.c2b.init(s, ClientToBackend, &s.client, &s.backend, s.params.Deflate, cfg.MaxMessageBytes)
 	s.b2c.init(s, BackendToClient, &s.backend, &s.client, s.params.Deflate, cfg.MaxMessageBytes)
@@ -286,18 +286,24 @@ func (r *reactor) adopt(s *Session, side Side, fd int, leftover []byte) {
 		p = &s.backend
 	}
 	p.leftover = leftover
-	if fd >= 0 {
-		if err := r.register(p, fd); err != nil {
-			r.l.log.Warn("adopt connection", "side", side.String(), "err", err.Error())
-			unix.Close(fd)
-		}
-	}
-	if p.fd < 0 {
-		p.lost = true
-	}
+	p.pendingFd = fd
 	s.adopted++
 	if s.adopted < 2 {
 		return
+	}
+	// Both sockets join the epoll set only now: a socket read before the
+	// session starts would relay ahead of the 101 and of the other side.
+	for _, p := range [2]*peer{&s.client, &s.backend} {
+		if fd := p.pendingFd; fd >= 0 {
+			p.pendingFd = -1
+			if err := r.register(p, fd); err != nil {
+				r.l.log.Warn("adopt connection", "side", p.side.String(), "err", err.Error())
+				unix.Close(fd)
+			}
+		}
+		if p.fd < 0 {
+			p.lost = true
+		}
 	}
 	r.startSession(s)
 }
