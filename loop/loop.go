@@ -163,9 +163,9 @@ wait:
 			done := make(chan struct{}, len(l.reactors))
 			for _, r := range l.reactors {
 				r.post(func() {
-					for len(r.sessions) > 0 {
+					for len(r.sessions.items) > 0 {
 						n.Add(1)
-						r.sessions[len(r.sessions)-1].finish()
+						r.sessions.items[len(r.sessions.items)-1].finish()
 					}
 					done <- struct{}{}
 				})

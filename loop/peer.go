@@ -87,7 +87,7 @@ func (p *peer) send(b []byte) {
 func (p *peer) block() {
 	p.progressAt = p.r.now
 	p.acked = 0
-	p.r.addBlocked(p)
+	p.r.blocked.add(p)
 	p.sync()
 	if p.into != nil {
 		p.into.src.sync()
@@ -121,7 +121,7 @@ func (p *peer) dropOut() {
 	}
 	bytebufferpool.Put(p.out)
 	p.out, p.outOff = nil, 0
-	p.r.removeBlocked(p)
+	p.r.blocked.remove(p)
 }
 
 // readable says whether the socket should be read: not while the receiver

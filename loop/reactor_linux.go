@@ -46,8 +46,9 @@ type reactor struct {
 
 	// Owned by the reactor goroutine.
 	peers    []*peer // by file descriptor
-	sessions []*Session
-	blocked  []*peer // peers with unsent bytes
+	sessions indexed[*Session]
+	waiting  indexed[*Session] // adopted one socket, waiting for the other
+	blocked  indexed[*peer]    // peers with unsent bytes
 	scratch  []byte
 	now      int64
 	lastTick int64
@@ -86,6 +87,9 @@ func newReactor(l *Loop) (*reactor, error) {
 		done:    make(chan struct{}),
 	}
 	r.lastTick = r.now
+	sessIdx := func(s *Session) *int { return &s.idx }
+	r.sessions.idx, r.waiting.idx = sessIdx, sessIdx
+	r.blocked.idx = func(p *peer) *int { return &p.blockedIdx }
 	return r, nil
 }
 
@@ -217,40 +221,32 @@ func (r *reactor) closeFd(p *peer) {
 	p.fd = -1
 }
 
-func (r *reactor) addBlocked(p *peer) {
-	p.blockedIdx = len(r.blocked)
-	r.blocked = append(r.blocked, p)
+// indexed is a list whose elements know their index, so that removal is
+// O(1) by moving the last element into the hole. The reactor keeps its
+// sessions, the sessions waiting for their second socket, and its blocked
+// peers in such lists.
+type indexed[T any] struct {
+	items []T
+	idx   func(T) *int
 }
 
-func (r *reactor) removeBlocked(p *peer) {
-	i := p.blockedIdx
+func (l *indexed[T]) add(x T) {
+	*l.idx(x) = len(l.items)
+	l.items = append(l.items, x)
+}
+
+func (l *indexed[T]) remove(x T) {
+	i := *l.idx(x)
 	if i < 0 {
 		return
 	}
-	last := len(r.blocked) - 1
-	r.blocked[i] = r.blocked[last]
-	r.blocked[i].blockedIdx = i
-	r.blocked[last] = nil
-	r.blocked = r.blocked[:last]
-	p.blockedIdx = -1
-}
-
-func (r *reactor) addSession(s *Session) {
-	s.idx = len(r.sessions)
-	r.sessions = append(r.sessions, s)
-}
-
-func (r *reactor) removeSession(s *Session) {
-	i := s.idx
-	if i < 0 {
-		return
-	}
-	last := len(r.sessions) - 1
-	r.sessions[i] = r.sessions[last]
-	r.sessions[i].idx = i
-	r.sessions[last] = nil
-	r.sessions = r.sessions[:last]
-	s.idx = -1
+	last := len(l.items) - 1
+	l.items[i] = l.items[last]
+	*l.idx(l.items[i]) = i
+	var zero T
+	l.items[last] = zero
+	l.items = l.items[:last]
+	*l.idx(x) = -1
 }
 
 // stop makes the reactor cut its sessions and exit.
@@ -260,10 +256,23 @@ func (r *reactor) stop() {
 }
 
 func (r *reactor) shutdown() {
-	// Sessions still waiting for their second socket are not in the list;
-	// their sockets close with the process.
-	for len(r.sessions) > 0 {
-		r.sessions[len(r.sessions)-1].finish()
+	for len(r.sessions.items) > 0 {
+		r.sessions.items[len(r.sessions.items)-1].finish()
+	}
+	// The second socket of these can no longer arrive (post refuses it
+	// from now on): close what was handed over and report them.
+	for len(r.waiting.items) > 0 {
+		s := r.waiting.items[len(r.waiting.items)-1]
+		r.waiting.remove(s)
+		for _, p := range [2]*peer{&s.client, &s.backend} {
+			if p.pendingFd >= 0 {
+				unix.Close(p.pendingFd)
+				p.pendingFd = -1
+			}
+		}
+		s.started = true
+		s.setCause(CauseShutdown)
+		s.finish()
 	}
 	r.mu.Lock()
 	r.closed = true
@@ -277,9 +286,9 @@ func (r *reactor) shutdown() {
 func (r *reactor) each(fn func(*Session)) {
 	r.post(func() {
 		// fn may end sessions, which reorders the list.
-		for i := len(r.sessions) - 1; i >= 0; i-- {
-			if i < len(r.sessions) {
-				fn(r.sessions[i])
+		for i := len(r.sessions.items) - 1; i >= 0; i-- {
+			if i < len(r.sessions.items) {
+				fn(r.sessions.items[i])
 			}
 		}
 	})

@@ -9,9 +9,6 @@ import (
 	"github.com/wsgate/wsgate/frame"
 )
 
-// maxControlFrame is the largest control frame on the wire.
-const maxControlFrame = ws.MaxHeaderSize + 125
-
 // direction relays frames from src to dst. Only the session's reactor runs
 // it.
 type direction struct {

@@ -68,7 +68,7 @@ func newRelayFixture(t *testing.T, drainBackend bool) *relayFixture {
 		}
 	}
 	s.adopted, s.started = 2, true
-	r.addSession(s)
+	r.sessions.add(s)
 	if drainBackend {
 		// Room enough that the relay's writes do not block while the
 		// draining goroutine catches up.
@@ -233,8 +233,8 @@ func TestRelayBackpressure(t *testing.T) {
 	if f.s.backend.interest&unix.EPOLLOUT == 0 {
 		t.Errorf("the blocked backend is not watched for EPOLLOUT (interest %#x)", f.s.backend.interest)
 	}
-	if len(f.r.blocked) != 1 || f.r.blocked[0] != &f.s.backend {
-		t.Errorf("blocked list %v, want the backend alone", f.r.blocked)
+	if len(f.r.blocked.items) != 1 || f.r.blocked.items[0] != &f.s.backend {
+		t.Errorf("blocked list %v, want the backend alone", f.r.blocked.items)
 	}
 	f.drainBackend()
 	f.drained = false
@@ -249,8 +249,8 @@ func TestRelayBackpressure(t *testing.T) {
 	if f.s.client.interest&unix.EPOLLIN == 0 {
 		t.Errorf("the client is not read again after its backend drained (interest %#x)", f.s.client.interest)
 	}
-	if len(f.r.blocked) != 0 {
-		t.Errorf("blocked list %v after draining, want empty", f.r.blocked)
+	if len(f.r.blocked.items) != 0 {
+		t.Errorf("blocked list %v after draining, want empty", f.r.blocked.items)
 	}
 	f.r.closeFd(&f.s.backend)
 	select {
@@ -260,5 +260,39 @@ func TestRelayBackpressure(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("backend side never closed")
+	}
+}
+
+// TestStopClosesHalfAdopted: a session that got one socket from netpoll but
+// not the other when its reactor stops still closes that socket and is
+// reported, so nothing leaks.
+func TestStopClosesHalfAdopted(t *testing.T) {
+	l, err := New(Config{Reactors: 1}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan EndReport, 1)
+	s := &Session{loop: l, r: l.reactors[0], start: time.Now(),
+		params: SessionParams{OnEnd: func(r EndReport) { ended <- r }}}
+	s.initPeers()
+	l.stats.SessionsActive.Add(1)
+	fd, remote := socketPair(t)
+	defer remote.Close()
+	s.adopt(SideClient, fd, nil)
+	l.Close()
+	select {
+	case r := <-ended:
+		if r.Cause != CauseShutdown {
+			t.Errorf("cause %v, want %v", r.Cause, CauseShutdown)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the half-adopted session was never reported")
+	}
+	remote.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := remote.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read from the handed-over socket's peer: %d, %v; want EOF (socket closed)", n, err)
+	}
+	if n := l.Sessions(); n != 0 {
+		t.Errorf("%d sessions active after stop, want 0", n)
 	}
 }

@@ -245,7 +245,7 @@ func (s *Session) finish() {
 	s.backend.release()
 	s.c2b.dropCarry()
 	s.b2c.dropCarry()
-	s.r.removeSession(s)
+	s.r.sessions.remove(s)
 	l := s.loop
 	l.stats.SessionsActive.Add(-1)
 	r := EndReport{
@@ -289,8 +289,10 @@ func (r *reactor) adopt(s *Session, side Side, fd int, leftover []byte) {
 	p.pendingFd = fd
 	s.adopted++
 	if s.adopted < 2 {
+		r.waiting.add(s)
 		return
 	}
+	r.waiting.remove(s)
 	// Both sockets join the epoll set only now: a socket read before the
 	// session starts would relay ahead of the 101 and of the other side.
 	for _, p := range [2]*peer{&s.client, &s.backend} {
@@ -311,7 +313,7 @@ func (r *reactor) adopt(s *Session, side Side, fd int, leftover []byte) {
 // startSession runs a session whose two sockets are both in the reactor.
 func (r *reactor) startSession(s *Session) {
 	s.started = true
-	r.addSession(s)
+	r.sessions.add(s)
 	s.lastActive, s.lastClient = r.now, r.now
 	if r.stopping || r.l.isDraining() {
 		s.abort(CauseShutdown, 1001, 1001)

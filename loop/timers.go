@@ -26,11 +26,11 @@ func (r *reactor) tick() {
 	idle := int64(cfg.IdleTimeout)
 	pingEvery := int64(cfg.PingInterval)
 	pingWait := int64(cfg.PingTimeout)
-	for i := len(r.sessions) - 1; i >= 0; i-- {
-		if i >= len(r.sessions) {
+	for i := len(r.sessions.items) - 1; i >= 0; i-- {
+		if i >= len(r.sessions.items) {
 			continue
 		}
-		s := r.sessions[i]
+		s := r.sessions.items[i]
 		if dl := s.closeDeadline; dl != 0 && now > dl {
 			// A closing handshake that the other side never answered.
 			s.setCause(CauseCloseTimeout)
@@ -65,11 +65,11 @@ func (r *reactor) tick() {
 func (r *reactor) checkStalls() {
 	now := r.now
 	var total int64
-	for i := len(r.blocked) - 1; i >= 0; i-- {
-		if i >= len(r.blocked) {
+	for i := len(r.blocked.items) - 1; i >= 0; i-- {
+		if i >= len(r.blocked.items) {
 			continue
 		}
-		p := r.blocked[i]
+		p := r.blocked.items[i]
 		total += int64(len(p.out.B) - p.outOff)
 		if p.sess.aborting() {
 			continue
@@ -83,12 +83,12 @@ func (r *reactor) checkStalls() {
 	}
 	r.buffered.Store(total)
 	limit := r.l.cfg.MaxBufferedTotal
-	if limit <= 0 || r.l.bufferedTotal() <= limit || len(r.blocked) == 0 {
+	if limit <= 0 || r.l.bufferedTotal() <= limit || len(r.blocked.items) == 0 {
 		return
 	}
 	over := r.l.bufferedTotal() - limit
-	byHeld := make([]*peer, 0, len(r.blocked))
-	for _, p := range r.blocked {
+	byHeld := make([]*peer, 0, len(r.blocked.items))
+	for _, p := range r.blocked.items {
 		if !p.sess.aborting() {
 			byHeld = append(byHeld, p)
 		}
