@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -215,17 +216,25 @@ func (b *mcBackend) restart(t testing.TB) {
 	}
 }
 
-// closedAddr is a loopback address where nothing listens.
+// closedAddr is a loopback address where nothing listens. Its port stays
+// bound (without SO_REUSEADDR, never listening) until the test ends, so
+// connects are refused and no parallel test or wsgate can take the port.
 func closedAddr(t testing.TB) string {
 	t.Helper()
-	host := fmt.Sprintf("127.0.0.%d", 2+mcHostSeq.Add(1)%200)
-	ln, err := net.Listen("tcp", host+":0")
+	ip := [4]byte{127, 0, 0, byte(2 + mcHostSeq.Add(1)%200)}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("socket: %v", err)
 	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: ip}); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("getsockname: %v", err)
+	}
+	return net.JoinHostPort(net.IP(ip[:]).String(), strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 }
 
 // ---------------------------------------------------------------- config

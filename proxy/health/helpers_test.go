@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -224,13 +226,31 @@ func silentServer(t *testing.T) string { return rawServer(t, nil) }
 // closedPort returns a loopback address nothing listens on.
 func closedPort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return reservedClosedAddr(t, [4]byte{127, 0, 0, 1})
+}
+
+// reservedClosedAddr returns an address whose port stays bound, without
+// SO_REUSEADDR and never listening, for the life of the test: connects to
+// it are refused, and no other listener or outgoing connection on the
+// machine can take the port meanwhile. Listening and closing to find a
+// "free" port lets a parallel test reuse it, which once turned a closed
+// port into somebody else's HTTP server.
+func reservedClosedAddr(t *testing.T, ip [4]byte) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("socket: %v", err)
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: ip}); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("getsockname: %v", err)
+	}
+	in := sa.(*syscall.SockaddrInet4)
+	return net.JoinHostPort(net.IP(in.Addr[:]).String(), strconv.Itoa(in.Port))
 }
 
 // fakeUpgradeServer answers any request with the given raw response head
