@@ -29,7 +29,9 @@ type Config struct {
 	// default), used while a connection is in its handshake.
 	BufferSize int
 	// Reactors is the number of relay reactors, each an epoll set served
-	// by one goroutine (0: GOMAXPROCS).
+	// by one goroutine (0: one per core the process may use, at most
+	// GOMAXPROCS). Two reactors on one core only wake each other's
+	// thread more often.
 	Reactors int
 }
 
@@ -47,7 +49,7 @@ func (c *Config) setDefaults() {
 		c.MaxBufferedBytes = 1 << 20
 	}
 	if c.Reactors <= 0 {
-		c.Reactors = runtime.GOMAXPROCS(0)
+		c.Reactors = min(runtime.NumCPU(), runtime.GOMAXPROCS(0))
 	}
 }
 

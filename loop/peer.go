@@ -248,28 +248,28 @@ func (p *peer) release() {
 
 func writeFd(fd int, b []byte) (int, error) {
 	for {
-		n, err := unix.Write(fd, b)
-		switch err {
-		case nil:
+		n, e := rawWrite(fd, b)
+		switch e {
+		case 0:
 			return n, nil
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
 			return 0, nil
 		}
-		return 0, err
+		return 0, e
 	}
 }
 
 func readFd(fd int, b []byte) (int, error) {
 	for {
-		n, err := unix.Read(fd, b)
-		if err == unix.EINTR {
+		n, e := rawRead(fd, b)
+		switch e {
+		case 0:
+			return n, nil
+		case unix.EINTR:
 			continue
 		}
-		if n < 0 {
-			n = 0
-		}
-		return n, err
+		return 0, e
 	}
 }

@@ -1,7 +1,10 @@
 package loop
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,8 +37,11 @@ const (
 // remainder parked and the source taken out of EPOLLIN, so that TCP itself
 // slows the sender. netpoll still accepts, dials and serves handshakes.
 type reactor struct {
-	l      *Loop
-	epfd   int
+	l    *Loop
+	epfd int
+	// epFile is epfd in Go's poller: the reactor parks there, rather than
+	// in epoll_wait, when nothing is ready (see run).
+	epFile *os.File
 	wakefd int
 	woken  atomic.Bool
 
@@ -74,6 +80,13 @@ func newReactor(l *Loop) (*reactor, error) {
 		unix.Close(wakefd)
 		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
 	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, fmt.Errorf("epoll fd non-blocking: %w", err)
+	}
+	// Non-blocking, so os.NewFile registers it with the runtime's poller.
+	epFile := os.NewFile(uintptr(epfd), "reactor-epoll")
 	chunk := readChunk
 	if mb := l.cfg.MaxBufferedBytes; mb > 0 && mb < int64(chunk) {
 		chunk = int(mb)
@@ -81,6 +94,7 @@ func newReactor(l *Loop) (*reactor, error) {
 	r := &reactor{
 		l:       l,
 		epfd:    epfd,
+		epFile:  epFile,
 		wakefd:  wakefd,
 		scratch: make([]byte, chunk),
 		now:     time.Now().UnixNano(),
@@ -107,22 +121,56 @@ func (r *reactor) post(f func()) {
 	}
 }
 
+// run serves the reactor until it is stopped. It takes ready events
+// without waiting (pollEvents) for as long as there are any, yielding the
+// processor between batches so that handshakes on the same core move on,
+// and parks in Go's poller, on the epoll descriptor itself, when there are
+// none: an epoll descriptor is readable while its ready list is not empty.
+// Blocking in epoll_wait instead would hold the processor in a system call
+// that sysmon has to take it back from, every time the reactor idles.
 func (r *reactor) run() {
 	defer close(r.done)
 	events := make([]unix.EpollEvent, maxEvents)
+	rc, err := r.epFile.SyscallConn()
+	if err != nil {
+		r.l.log.Error("reactor cannot wait on its epoll descriptor", "err", err.Error())
+		r.shutdown()
+		return
+	}
+	// With a single P, handshakes on the same core get it only when the
+	// reactor yields; with more, yielding only invites another thread to
+	// take the reactor's goroutine over.
+	yield := runtime.GOMAXPROCS(0) == 1
+	serve := func(uintptr) bool {
+		for {
+			n, e := pollEvents(r.epfd, events)
+			if e != 0 && e != unix.EINTR {
+				r.l.log.Error("epoll_wait", "err", e.Error())
+				return true
+			}
+			if n == 0 {
+				return false // park until epfd is readable or the tick is due
+			}
+			r.now = time.Now().UnixNano()
+			for i := 0; i < n; i++ {
+				r.dispatch(&events[i])
+			}
+			r.runCommands()
+			if r.stopping || r.now-r.lastTick >= tickEvery {
+				return true
+			}
+			if yield {
+				runtime.Gosched()
+			}
+		}
+	}
 	for {
-		timeout := int((r.lastTick+tickEvery-r.now)/int64(time.Millisecond)) + 1
-		if timeout < 0 {
-			timeout = 0
-		}
-		n, err := unix.EpollWait(r.epfd, events, timeout)
+		_ = r.epFile.SetReadDeadline(time.Unix(0, r.lastTick+tickEvery))
+		err := rc.Read(serve)
 		r.now = time.Now().UnixNano()
-		if err != nil && err != unix.EINTR {
-			r.l.log.Error("epoll_wait", "err", err.Error())
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			r.l.log.Error("reactor wait", "err", err.Error())
 			time.Sleep(10 * time.Millisecond)
-		}
-		for i := 0; i < n; i++ {
-			r.dispatch(&events[i])
 		}
 		r.runCommands()
 		if r.stopping {
@@ -141,7 +189,7 @@ func (r *reactor) dispatch(ev *unix.EpollEvent) {
 	if fd == r.wakefd {
 		var b [8]byte
 		r.woken.Store(false)
-		_, _ = unix.Read(fd, b[:])
+		_, _ = rawRead(fd, b[:])
 		return
 	}
 	if fd >= len(r.peers) {
@@ -179,8 +227,8 @@ func (r *reactor) runCommands() {
 // register adds p's socket to the epoll set, readable.
 func (r *reactor) register(p *peer, fd int) error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
-	if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		return fmt.Errorf("epoll_ctl add fd %d: %w", fd, err)
+	if e := rawEpollCtl(r.epfd, unix.EPOLL_CTL_ADD, fd, &ev); e != 0 {
+		return fmt.Errorf("epoll_ctl add fd %d: %w", fd, e)
 	}
 	if fd >= len(r.peers) {
 		n := 2 * len(r.peers)
@@ -200,8 +248,8 @@ func (r *reactor) register(p *peer, fd int) error {
 // modify sets the events p's socket is watched for.
 func (r *reactor) modify(p *peer, events uint32) {
 	ev := unix.EpollEvent{Events: events, Fd: int32(p.fd)}
-	if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_MOD, p.fd, &ev); err != nil {
-		r.l.log.Warn("epoll_ctl mod", "fd", p.fd, "err", err.Error())
+	if e := rawEpollCtl(r.epfd, unix.EPOLL_CTL_MOD, p.fd, &ev); e != 0 {
+		r.l.log.Warn("epoll_ctl mod", "fd", p.fd, "err", e.Error())
 	}
 	p.interest = events
 }
@@ -215,8 +263,8 @@ func (r *reactor) closeFd(p *peer) {
 	if fd < 0 {
 		return
 	}
-	_ = unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-	unix.Close(fd)
+	_ = rawEpollCtl(r.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	rawClose(fd)
 	r.peers[fd] = nil
 	p.fd = -1
 }
@@ -277,7 +325,7 @@ func (r *reactor) shutdown() {
 	r.mu.Lock()
 	r.closed = true
 	r.cmds = nil
-	unix.Close(r.epfd)
+	r.epFile.Close() // epfd
 	unix.Close(r.wakefd)
 	r.mu.Unlock()
 }

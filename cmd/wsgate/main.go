@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -79,6 +80,15 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (*config.Config, in
 
 func serve(cfg *config.Config, stderr io.Writer) int {
 	log := newLogger(cfg.Server, stderr)
+	// netpoll's poller waits in epoll_wait while holding a P. With as many
+	// Ps as cores, everything else on that core waits until sysmon takes
+	// the P back (20 µs to 10 ms later): one P more than the runtime's
+	// choice (cores, or the cgroup's CPU limit) keeps one free for the
+	// reactors and the handshakes. The reactors stay one per core (their
+	// default counts cores, not Ps).
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+	}
 	srv, err := proxy.New(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
