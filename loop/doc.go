@@ -6,7 +6,8 @@
 // # Threads of control
 //
 // Two kinds of poller share the work. github.com/cloudwego/netpoll accepts
-// client connections, dials backends (warm pools included) and carries every
+// client connections, carries backend connections (dialed by wsgate itself,
+// dial_linux.go; warm pools included) and every
 // connection through its HTTP upgrade: a client's first OnRequest runs the
 // Handshaker (package proxy) on a pooled goroutine, which may block until
 // the handshake deadline while it reads the request, dials or takes a warm

@@ -3,6 +3,7 @@ package loop
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +60,7 @@ func (l *Loop) Dial(ctx context.Context, addr string, timeout time.Duration) (*U
 	if timeout <= 0 {
 		return nil, fmt.Errorf("dial %s: %w", addr, context.DeadlineExceeded)
 	}
-	conn, err := netpoll.DialConnection("tcp", addr, timeout)
+	conn, err := dialConn(addr, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
@@ -73,6 +74,24 @@ func (l *Loop) Dial(ctx context.Context, addr string, timeout time.Duration) (*U
 		return nil, fmt.Errorf("dial %s: closed by backend", addr)
 	}
 	return u, nil
+}
+
+// dialConn connects to addr within timeout. Backends are literal addresses
+// in practice, which dialAddrPort connects to without netpoll's dialer; a
+// host name (or an IPv6 address with a zone) goes through netpoll's, which
+// resolves it.
+func dialConn(addr string, timeout time.Duration) (netpoll.Connection, error) {
+	if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Zone() == "" {
+		return dialAddrPort(ap, timeout)
+	}
+	start := time.Now()
+	conn, err := netpoll.DialConnection("tcp", addr, timeout)
+	if err != nil && time.Since(start) >= timeout {
+		// netpoll reports its timeout as a bare "i/o timeout", which the
+		// dial metrics would count as an error.
+		return nil, fmt.Errorf("%w (%w)", err, context.DeadlineExceeded)
+	}
+	return conn, err
 }
 
 // Addr is the backend address.
