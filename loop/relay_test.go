@@ -45,6 +45,9 @@ type relayFixture struct {
 	backend *os.File // the backend's end
 	out     chan int64
 	drained bool // the backend's end is being read
+	// clientGone is closed when the client's end has read EOF: wsgate
+	// closed the client's socket.
+	clientGone chan struct{}
 }
 
 func newRelayFixture(t *testing.T, drainBackend bool) *relayFixture {
@@ -78,8 +81,8 @@ func newRelayFixture(t *testing.T, drainBackend bool) *relayFixture {
 			}
 		}
 	}
-	f := &relayFixture{s: s, r: r, backend: bf, out: make(chan int64, 1)}
-	go func() { io.Copy(io.Discard, cf); cf.Close() }()
+	f := &relayFixture{s: s, r: r, backend: bf, out: make(chan int64, 1), clientGone: make(chan struct{})}
+	go func() { io.Copy(io.Discard, cf); cf.Close(); close(f.clientGone) }()
 	if drainBackend {
 		f.drainBackend()
 	}

@@ -230,9 +230,24 @@ func (s *Session) peerLost(p *peer) {
 
 // maybeFinish closes both connections once neither side owes anything.
 func (s *Session) maybeFinish() {
-	if s.started && s.client.done() && s.backend.done() {
-		s.finish()
+	if !s.started || !s.client.done() || !s.backend.done() {
+		return
 	}
+	if b := &s.backend; !b.lost && !b.eof {
+		// RFC 6455 §7.1.1: the server closes TCP first. To the client
+		// wsgate is the server and closes at once; to the backend it is
+		// the client, and waits for the backend's FIN (within the close
+		// deadline). Closing first would leave a TIME_WAIT on wsgate's
+		// side for every session, which runs a proxy out of ephemeral
+		// ports towards a backend, and costs more than a passive close.
+		s.setCause(CauseClosed)
+		if s.client.fd >= 0 {
+			s.client.release()
+		}
+		b.sync()
+		return
+	}
+	s.finish()
 }
 
 // finish closes both TCP connections and reports the session.
