@@ -141,11 +141,12 @@ func (r *reactor) run() {
 	// reactor yields; with more, yielding only invites another thread to
 	// take the reactor's goroutine over.
 	yield := runtime.GOMAXPROCS(0) == 1
+	var failed unix.Errno
 	serve := func(uintptr) bool {
 		for {
 			n, e := pollEvents(r.epfd, events)
 			if e != 0 && e != unix.EINTR {
-				r.l.log.Error("epoll_wait", "err", e.Error())
+				failed = e
 				return true
 			}
 			if n == 0 {
@@ -168,7 +169,11 @@ func (r *reactor) run() {
 		_ = r.epFile.SetReadDeadline(time.Unix(0, r.lastTick+tickEvery))
 		err := rc.Read(serve)
 		r.now = time.Now().UnixNano()
+		if failed != 0 {
+			err, failed = fmt.Errorf("epoll_wait: %w", failed), 0
+		}
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			// Not expected while the descriptor is open; do not spin on it.
 			r.l.log.Error("reactor wait", "err", err.Error())
 			time.Sleep(10 * time.Millisecond)
 		}
