@@ -92,6 +92,29 @@ func needBinary(t testing.TB) {
 	}
 }
 
+// bindClosed binds a TCP socket to ip and an ephemeral port without
+// SO_REUSEADDR and never listens on it: connects to the address are
+// refused for as long as fd stays open, and no listener or outgoing
+// connection can take the port meanwhile. A "closed" port found by
+// listening and closing was once taken by a parallel test's HTTP server,
+// which then answered for a dead backend.
+func bindClosed(ip [4]byte) (fd int, addr string, err error) {
+	fd, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, "", fmt.Errorf("socket: %w", err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: ip}); err != nil {
+		syscall.Close(fd)
+		return -1, "", fmt.Errorf("bind: %w", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		syscall.Close(fd)
+		return -1, "", fmt.Errorf("getsockname: %w", err)
+	}
+	return fd, net.JoinHostPort(net.IP(ip[:]).String(), strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)), nil
+}
+
 // freePort picks a free loopback port.
 func freePort(t testing.TB) int {
 	t.Helper()
@@ -750,7 +773,16 @@ func sharedEnv(t *testing.T) *env {
 		shared.proxy = nil
 	}
 	if shared.proxy == nil {
-		shared.dead = [2]string{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		// The shared proxy outlives the test that starts it: its dead
+		// backends' ports stay reserved for the whole run (the
+		// descriptors are left open on purpose).
+		for i := range shared.dead {
+			_, addr, err := bindClosed([4]byte{127, 0, 0, 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			shared.dead[i] = addr
+		}
 		p, err := launchProxy(t, suiteTmp, 5*time.Second, sharedProxyConfig(be, shared.dead))
 		if err != nil {
 			shared.mu.Unlock()

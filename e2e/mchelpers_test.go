@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -216,25 +215,16 @@ func (b *mcBackend) restart(t testing.TB) {
 	}
 }
 
-// closedAddr is a loopback address where nothing listens. Its port stays
-// bound (without SO_REUSEADDR, never listening) until the test ends, so
-// connects are refused and no parallel test or wsgate can take the port.
+// closedAddr is a loopback address where nothing listens, until the test
+// ends (see bindClosed).
 func closedAddr(t testing.TB) string {
 	t.Helper()
-	ip := [4]byte{127, 0, 0, byte(2 + mcHostSeq.Add(1)%200)}
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	fd, addr, err := bindClosed([4]byte{127, 0, 0, byte(2 + mcHostSeq.Add(1)%200)})
 	if err != nil {
-		t.Fatalf("socket: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: ip}); err != nil {
-		t.Fatalf("bind: %v", err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatalf("getsockname: %v", err)
-	}
-	return net.JoinHostPort(net.IP(ip[:]).String(), strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+	return addr
 }
 
 // ---------------------------------------------------------------- config
