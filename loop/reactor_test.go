@@ -1,0 +1,67 @@
+package loop
+
+import (
+	"bytes"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// TestReactorWakesFromPark: a reactor with nothing to do parks in Go's
+// poller on its epoll descriptor; a frame arriving then must wake it at
+// once, not at the next tick of the timers (tickEvery), which is when a
+// lost wake-up would be noticed. Each echo round trip below needs two
+// wake-ups of a parked reactor; were they lost, 40 round trips would take
+// about 40 ticks (10 s) instead of milliseconds.
+func TestReactorWakesFromPark(t *testing.T) {
+	l, err := New(Config{Reactors: 1}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s := &Session{loop: l, r: l.reactors[0], start: time.Now()}
+	s.initPeers()
+	l.stats.SessionsActive.Add(1)
+	cfd, client := socketPair(t)
+	bfd, backend := socketPair(t)
+	defer client.Close()
+	defer backend.Close()
+	s.adopt(SideClient, cfd, nil)
+	s.adopt(SideBackend, bfd, nil)
+
+	const trips = 40
+	start := time.Now()
+	for i := range trips {
+		time.Sleep(time.Millisecond) // let the reactor park
+		payload := []byte{byte(i), 'p', 'i', 'n', 'g'}
+		if _, err := client.Write(maskedFrame(ws.OpBinary, true, payload)); err != nil {
+			t.Fatal(err)
+		}
+		f, err := ws.ReadFrame(backend)
+		if err != nil {
+			t.Fatalf("round trip %d: backend read: %v", i, err)
+		}
+		ws.Cipher(f.Payload, f.Header.Mask, 0)
+		if !bytes.Equal(f.Payload, payload) {
+			t.Fatalf("round trip %d: backend got %q, want %q", i, f.Payload, payload)
+		}
+		time.Sleep(time.Millisecond)
+		if err := ws.WriteFrame(backend, ws.NewBinaryFrame(payload)); err != nil {
+			t.Fatal(err)
+		}
+		f, err = ws.ReadFrame(client)
+		if err != nil {
+			t.Fatalf("round trip %d: client read: %v", i, err)
+		}
+		if !bytes.Equal(f.Payload, payload) {
+			t.Fatalf("round trip %d: client got %q, want %q", i, f.Payload, payload)
+		}
+	}
+	// A quarter of what lost wake-ups would cost: generous for a loaded
+	// machine, far short of trips ticks.
+	if took, limit := time.Since(start), time.Duration(trips*tickEvery/4); took > limit {
+		t.Fatalf("%d round trips took %v (limit %v): the parked reactor was woken by its tick, not by the events", trips, took, limit)
+	}
+}
