@@ -35,7 +35,7 @@ const (
 // none of that: one read into the reactor's scratch buffer, frames walked
 // in place, one write to the other socket, and when that socket is full the
 // remainder parked and the source taken out of EPOLLIN, so that TCP itself
-// slows the sender. netpoll still accepts, dials and serves handshakes.
+// slows the sender. netpoll still accepts and carries the handshakes.
 type reactor struct {
 	l    *Loop
 	epfd int
@@ -122,10 +122,11 @@ func (r *reactor) post(f func()) {
 }
 
 // run serves the reactor until it is stopped. It takes ready events
-// without waiting (pollEvents) for as long as there are any, yielding the
-// processor between batches so that handshakes on the same core move on,
-// and parks in Go's poller, on the epoll descriptor itself, when there are
-// none: an epoll descriptor is readable while its ready list is not empty.
+// without waiting (pollEvents) for as long as there are any (yielding the
+// processor between batches when it is the only one, so that handshakes
+// move on), and parks in Go's poller, on the epoll descriptor itself, when
+// there are none: an epoll descriptor is readable while its ready list is
+// not empty.
 // Blocking in epoll_wait instead would hold the processor in a system call
 // that sysmon has to take it back from, every time the reactor idles.
 func (r *reactor) run() {

@@ -228,7 +228,8 @@ func (s *Session) peerLost(p *peer) {
 	s.maybeFinish()
 }
 
-// maybeFinish closes both connections once neither side owes anything.
+// maybeFinish ends the session once neither side owes anything: the
+// client's connection is closed then, the backend's when it has closed it.
 func (s *Session) maybeFinish() {
 	if !s.started || !s.client.done() || !s.backend.done() {
 		return
@@ -239,7 +240,7 @@ func (s *Session) maybeFinish() {
 		// the client, and waits for the backend's FIN (within the close
 		// deadline). Closing first would leave a TIME_WAIT on wsgate's
 		// side for every session, which runs a proxy out of ephemeral
-		// ports towards a backend, and costs more than a passive close.
+		// ports towards a busy backend.
 		s.setCause(CauseClosed)
 		if s.client.fd >= 0 {
 			s.client.release()
