@@ -16,9 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawListener listens on a loopback port with the given backlog, without
-// accepting: the test accepts (or leaves the queue full) itself.
-func rawListener(t testing.TB, backlog int) (fd int, addr string) {
+// boundSocket binds a TCP socket to a loopback port, without SO_REUSEADDR,
+// for the life of the test: no other test can take the port meanwhile.
+func boundSocket(t testing.TB) (fd int, addr string) {
 	t.Helper()
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -27,9 +27,6 @@ func rawListener(t testing.TB, backlog int) (fd int, addr string) {
 	t.Cleanup(func() { unix.Close(fd) })
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatalf("bind: %v", err)
-	}
-	if err := unix.Listen(fd, backlog); err != nil {
-		t.Fatalf("listen: %v", err)
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
@@ -38,24 +35,23 @@ func rawListener(t testing.TB, backlog int) (fd int, addr string) {
 	return fd, "127.0.0.1:" + strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
 }
 
-// reservedClosedAddr returns an address whose port stays bound, without
-// SO_REUSEADDR and never listening, for the life of the test: connects to
-// it are refused, and no other test can take the port meanwhile.
+// rawListener listens on a loopback port with the given backlog, without
+// accepting: the test accepts (or leaves the queue full) itself.
+func rawListener(t testing.TB, backlog int) (fd int, addr string) {
+	t.Helper()
+	fd, addr = boundSocket(t)
+	if err := unix.Listen(fd, backlog); err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	return fd, addr
+}
+
+// reservedClosedAddr returns an address whose port stays bound and never
+// listens, for the life of the test: connects to it are refused.
 func reservedClosedAddr(t *testing.T) string {
 	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("socket: %v", err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatalf("bind: %v", err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatalf("getsockname: %v", err)
-	}
-	return "127.0.0.1:" + strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
+	_, addr := boundSocket(t)
+	return addr
 }
 
 // fullBacklogAddr returns a listening address whose accept queue is full,
