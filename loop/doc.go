@@ -31,9 +31,12 @@
 // (sys_linux.go). A goroutine blocked in epoll_wait would hold its P in a
 // system call, which sysmon takes back after 20 µs and then polls for every
 // 20 µs: on the proxy's core those wake-ups preempted the relay and cost
-// about a tenth of its CPU. netpoll's own poller does block that way, which
-// is why cmd/wsgate runs one P more than the runtime would choose; the
-// reactors stay one per core.
+// about a tenth of its CPU. netpoll's own poller does block that way; with
+// a single P, handshakes wait while it does (until sysmon takes the P
+// back), which limits upgrades per second on one core but not their CPU
+// cost. One P more than cores avoids that and costs every relayed message
+// 20–25% more CPU (bench/RESULTS.md), so wsgate keeps the runtime's
+// GOMAXPROCS. Reactors are one per core.
 //
 // netpoll stops at the 101 because what it does per connection costs more
 // than the relay needs: a pooled goroutine per read event, an input and an

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -80,15 +79,12 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (*config.Config, in
 
 func serve(cfg *config.Config, stderr io.Writer) int {
 	log := newLogger(cfg.Server, stderr)
-	// netpoll's poller waits in epoll_wait while holding a P. With as many
-	// Ps as cores, everything else on that core waits until sysmon takes
-	// the P back (20 µs to 10 ms later): one P more than the runtime's
-	// choice (cores, or the cgroup's CPU limit) keeps one free for the
-	// reactors and the handshakes. The reactors stay one per core (their
-	// default counts cores, not Ps).
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
-	}
+	// GOMAXPROCS stays the runtime's choice (cores, or the cgroup's CPU
+	// limit). One P more was tried, for netpoll's poller, which waits in
+	// epoll_wait holding a P: on a single core it let handshakes go on
+	// while the poller waited (7,000 against 4,300 upgrades/s at full
+	// load), but it cost 20–25% more CPU per relayed message, and 35–50%
+	// more under a CPU quota (bench/RESULTS.md).
 	srv, err := proxy.New(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
