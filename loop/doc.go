@@ -35,8 +35,8 @@
 // a single P, handshakes wait while it does (until sysmon takes the P
 // back), which limits upgrades per second on one core but not their CPU
 // cost. One P more than cores avoids that and costs every relayed message
-// 20–25% more CPU (bench/RESULTS.md), so wsgate keeps the runtime's
-// GOMAXPROCS. Reactors are one per core.
+// 5–25% more CPU (35–50% under a CPU quota; bench/RESULTS.md), so wsgate
+// keeps the runtime's GOMAXPROCS. Reactors are one per core.
 //
 // netpoll stops at the 101 because what it does per connection costs more
 // than the relay needs: a pooled goroutine per read event, an input and an

@@ -83,7 +83,7 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	// limit). One P more was tried, for netpoll's poller, which waits in
 	// epoll_wait holding a P: on a single core it let handshakes go on
 	// while the poller waited (7,000 against 4,300 upgrades/s at full
-	// load), but it cost 20–25% more CPU per relayed message, and 35–50%
+	// load), but it cost 5–25% more CPU per relayed message, and 35–50%
 	// more under a CPU quota (bench/RESULTS.md).
 	srv, err := proxy.New(cfg, log)
 	if err != nil {
