@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -309,22 +310,26 @@ func TestReloadRebalance(t *testing.T) {
 	if codes[1012] != len(ev) {
 		t.Errorf("rebalance closes: codes %v, want all 1012", codes)
 	}
-	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
-	worst := 0
-	for i := range times {
-		j := sort.Search(len(times), func(k int) bool { return times[k].Sub(times[i]) >= time.Second })
-		worst = max(worst, j-i)
+	// The pace is judged on wsgate's own record of when it decided each
+	// close: the clients' receipt times add the delivery jitter of a busy
+	// machine, which can bunch closes sent 100 ms apart.
+	decided := logTimes(t, p.logBytes(), `msg="rebalance close"`)
+	if len(decided) != len(ev) {
+		t.Errorf("wsgate logged %d rebalance closes; clients saw %d", len(decided), len(ev))
 	}
+	worst, worstSeen := maxInWindow(decided, time.Second), maxInWindow(times, time.Second)
 	early := 0
 	for _, at := range times {
 		if at.Sub(t0) < 200*time.Millisecond {
 			early++
 		}
 	}
-	t.Logf("most closes in any 1s window: %d (rebalance_rate %d); %d closes within 200ms of the reload; first at %v, last at %v",
-		worst, rate, early, times[0].Sub(t0), times[len(times)-1].Sub(t0))
-	if worst > rate+5 {
-		t.Errorf("rebalance_rate %d: %d sessions closed within one second", rate, worst)
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	t.Logf("most closes in any 1s window: %d decided, %d received (rebalance_rate %d); %d received within 200ms of the reload; first at %v, last at %v",
+		worst, worstSeen, rate, early, times[0].Sub(t0), times[len(times)-1].Sub(t0))
+	// A token bucket of rate per second with a tenth of a second's burst.
+	if limit := rate + rate/10; worst > limit {
+		t.Errorf("rebalance_rate %d: %d sessions closed within one second (at most %d)", rate, worst, limit)
 	}
 	// Once under the threshold, it stops.
 	settled := len(ev)
@@ -337,4 +342,36 @@ func TestReloadRebalance(t *testing.T) {
 		t.Errorf("wsgate_backend_rebalance_closes_total grew by %v; clients saw %d closes", d, len(f.closeEvents()))
 	}
 	f.stop()
+}
+
+// logTimes returns the times of wsgate's log lines that contain match,
+// sorted.
+func logTimes(t *testing.T, log []byte, match string) []time.Time {
+	t.Helper()
+	var out []time.Time
+	for line := range strings.SplitSeq(string(log), "\n") {
+		if !strings.Contains(line, match) {
+			continue
+		}
+		f, _, _ := strings.Cut(line, " ")
+		at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(f, "time="))
+		if err != nil {
+			t.Fatalf("log line without a time: %q: %v", line, err)
+		}
+		out = append(out, at)
+	}
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+	return out
+}
+
+// maxInWindow returns the most of times that fall in any window of length w.
+func maxInWindow(times []time.Time, w time.Duration) int {
+	s := slices.Clone(times)
+	slices.SortFunc(s, func(a, b time.Time) int { return a.Compare(b) })
+	most := 0
+	for i := range s {
+		j := sort.Search(len(s), func(k int) bool { return s[k].Sub(s[i]) >= w })
+		most = max(most, j-i)
+	}
+	return most
 }

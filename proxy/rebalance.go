@@ -3,12 +3,30 @@ package proxy
 import (
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/wsgate/wsgate/loop"
 )
 
-// rebalanceTick paces rebalancing: rebalance_rate is spent in tenths of a
-// second, so closes are spread instead of sent in bursts once a second.
+// rebalanceTick is how often rebalancing looks at the pools. The pace
+// itself is kept by a token bucket per pool, not by the ticks: a tick that
+// the scheduler delays is followed at once by the next (a Ticker drops
+// late ticks but keeps one), and counting per tick would then close two
+// ticks' worth in a few milliseconds.
 const rebalanceTick = 100 * time.Millisecond
+
+// rebalanceLimiter returns a token bucket that spends ratePerSec in slices
+// of one tick, so closes are spread instead of sent once a second. Any
+// window of w seconds then holds at most ratePerSec*w + burst closes.
+// golang.org/x/time/rate rather than a budget of our own: it accounts in
+// elapsed time, which is what bounds the rate when ticks bunch.
+func rebalanceLimiter(ratePerSec int) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(ratePerSec), rebalanceBurst(ratePerSec))
+}
+
+func rebalanceBurst(ratePerSec int) int {
+	return max(1, int(float64(ratePerSec)*rebalanceTick.Seconds()))
+}
 
 // rebalanceLoop moves sessions off overloaded backends in pools with
 // rebalance = true. Long-lived sessions stay where they first landed, so
@@ -19,7 +37,11 @@ const rebalanceTick = 100 * time.Millisecond
 func (s *Server) rebalanceLoop() {
 	t := time.NewTicker(rebalanceTick)
 	defer t.Stop()
-	budget := map[string]float64{}
+	type paced struct {
+		ratePerSec int // as configured, to notice a reload that changes it
+		lim        *rate.Limiter
+	}
+	limiters := map[string]paced{}
 	for {
 		select {
 		case <-s.stopping:
@@ -28,22 +50,23 @@ func (s *Server) rebalanceLoop() {
 		}
 		for _, p := range s.routing.Load().pools {
 			if !p.cfg.Rebalance || !s.rebalanceWanted(p.name, false) {
-				delete(budget, p.name)
+				// A fresh bucket next time: the allowance does not pile up
+				// while the pool is balanced.
+				delete(limiters, p.name)
 				continue
 			}
-			// The allowance never piles up while the pool is balanced,
-			// and at most one tick's worth is spent at once, so closes
-			// never run faster than rebalance_rate.
-			perTick := float64(p.cfg.RebalanceRate) * rebalanceTick.Seconds()
-			budget[p.name] = min(budget[p.name]+perTick, max(perTick, 1))
-			for budget[p.name] >= 1 {
+			pl, ok := limiters[p.name]
+			if !ok || pl.ratePerSec != p.cfg.RebalanceRate {
+				pl = paced{p.cfg.RebalanceRate, rebalanceLimiter(p.cfg.RebalanceRate)}
+				limiters[p.name] = pl
+			}
+			for pl.lim.Allow() {
 				if !s.rebalanceOne(p) {
 					// Balanced: done until capacity changes again.
 					s.rebalanceWanted(p.name, true)
-					budget[p.name] = 0
+					delete(limiters, p.name)
 					break
 				}
-				budget[p.name]--
 			}
 		}
 	}
@@ -93,6 +116,10 @@ func (s *Server) rebalanceOne(p *pool) bool {
 	if worst == nil || worstRatio <= p.cfg.RebalanceThreshold || len(worst.sessions) == 0 {
 		return false
 	}
+	// Logged when decided: the session's own end line comes only after the
+	// client has answered the close.
+	s.log.Debug("rebalance close", "pool", p.name, "backend", worst.b.addr,
+		"sessions", len(worst.sessions), "skew", worstRatio, "threshold", p.cfg.RebalanceThreshold)
 	worst.sessions[0].Close(loop.CauseRebalance, 1012, 1001)
 	s.m.rebalances.WithLabelValues(p.name, worst.b.addr).Inc()
 	return true
