@@ -129,10 +129,8 @@ func roundTrip(t *testing.T, l *Loop, ln net.Listener, addr string) {
 	if !u.Claim() {
 		t.Fatal("a fresh upstream could not be claimed")
 	}
-	if fc, ok := u.Conn().(interface{ Fd() int }); ok {
-		if v, err := unix.GetsockoptInt(fc.Fd(), unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || v == 0 {
-			t.Errorf("TCP_NODELAY = %d (%v), want on", v, err)
-		}
+	if v, err := unix.GetsockoptInt(u.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || v == 0 {
+		t.Errorf("TCP_NODELAY = %d (%v), want on", v, err)
 	}
 	srv, err := ln.Accept()
 	if err != nil {
@@ -140,7 +138,7 @@ func roundTrip(t *testing.T, l *Loop, ln net.Listener, addr string) {
 	}
 	defer srv.Close()
 	srv.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := u.Send([]byte("ping")); err != nil {
+	if err := u.Send([]byte("ping"), time.Now().Add(5*time.Second)); err != nil {
 		t.Fatalf("send: %v", err)
 	}
 	buf := make([]byte, 4)
@@ -150,13 +148,16 @@ func roundTrip(t *testing.T, l *Loop, ln net.Listener, addr string) {
 	if _, err := srv.Write([]byte("pong")); err != nil {
 		t.Fatalf("backend write: %v", err)
 	}
-	u.Conn().SetReadDeadline(time.Now().Add(5 * time.Second))
-	r := u.Conn().Reader()
-	got, err := r.Next(4)
-	if err != nil || string(got) != "pong" {
-		t.Fatalf("upstream read %q, %v; want pong", got, err)
+	// The answer comes after Fill has begun to wait for it.
+	for len(u.Buffered()) < 4 {
+		if err := u.Fill(time.Now().Add(5*time.Second), 64); err != nil {
+			t.Fatalf("upstream read: %v", err)
+		}
 	}
-	r.Release()
+	if got := string(u.Buffered()); got != "pong" {
+		t.Fatalf("upstream read %q; want pong", got)
+	}
+	u.Consume(4)
 }
 
 func TestDialRoundTrip(t *testing.T) {
@@ -283,7 +284,7 @@ func TestDialSlowBackend(t *testing.T) {
 		if !u.Claim() {
 			t.Fatal("a fresh upstream could not be claimed")
 		}
-		if err := u.Send([]byte("ping")); err != nil {
+		if err := u.Send([]byte("ping"), time.Now().Add(5*time.Second)); err != nil {
 			t.Fatalf("send: %v", err)
 		}
 		nfd, _, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
@@ -327,9 +328,9 @@ func TestConnectAllocs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fd, err := connectTCP(ap, time.Second)
-		if err != nil {
-			t.Fatal(err)
+		fd, connected, err := startConnect(ap)
+		if err != nil || !connected {
+			t.Fatal(connected, err)
 		}
 		unix.Close(fd)
 	})

@@ -6,16 +6,20 @@
 // # Threads of control
 //
 // Two kinds of poller share the work. github.com/cloudwego/netpoll accepts
-// client connections and carries them and their backend connections (which
-// wsgate dials itself, dial_linux.go; warm pools included) through the HTTP
-// upgrade: a client's first OnRequest runs the
-// Handshaker (package proxy) on a pooled goroutine, which may block until
-// the handshake deadline while it reads the request, dials or takes a warm
-// upstream, and relays the answer. A 101 ends in ClientConn.Upgrade, which
-// closes both connections on netpoll's side; their close callbacks (run
-// after netpoll has removed the sockets from its epoll set) hand a duplicate
-// of each socket, with any input netpoll had read past the handshake, to one
-// of the loop's reactors (reactor_linux.go).
+// client connections and carries them through the HTTP upgrade: a client's
+// first OnRequest runs the Handshaker (package proxy) on a pooled
+// goroutine, which may block until the handshake deadline while it reads
+// the request, dials or takes a warm upstream, and relays the answer.
+// Backend connections never pass through netpoll: wsgate dials them itself
+// (dial_linux.go) into one of the loop's reactors (reactor_linux.go), which
+// watches them edge-triggered until their session and only wakes their
+// owner — the dialer waiting for the connect, the handshake waiting for the
+// response — or, for an idle warm connection, notices the backend's
+// hang-up (upstream.go). A 101 ends in ClientConn.Upgrade: the session
+// starts on the reactor that has the backend's socket, with the same
+// registration, and netpoll's close callback of the client's connection
+// (run after netpoll has removed it from its epoll set) hands a duplicate
+// of its socket, with any input read past the request, to that reactor.
 //
 // A reactor is an epoll set and one goroutine. A session belongs to one
 // reactor for its life, and only that goroutine touches its state: the relay,

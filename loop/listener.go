@@ -174,11 +174,12 @@ func (ln *Listener) close() {
 
 // Upgrade switches c and up to frame relay. The handshake calls it after it
 // has relayed the backend's 101 and consumed both heads from the inputs;
-// bytes that follow them are the sessions' first frames. Both sockets move
-// from netpoll to one of the loop's reactors.
+// bytes that follow them are the sessions' first frames. The session runs
+// on the reactor that has watched the backend's socket since its dial; the
+// client's socket moves there from netpoll.
 func (c *ClientConn) Upgrade(up *Upstream, p SessionParams) (*Session, error) {
 	l := c.loop
-	s := &Session{loop: l, r: l.pickReactor(), params: p, start: time.Now()}
+	s := &Session{loop: l, r: up.r, params: p, start: time.Now()}
 	s.initPeers()
 	l.stats.SessionsActive.Add(1)
 	c.sess.Store(s)

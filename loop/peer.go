@@ -32,6 +32,9 @@ type peer struct {
 	from, into *direction
 
 	interest uint32 // epoll events registered
+	// soleFd: fd is the socket's only descriptor (a backend's, dialed by
+	// the loop), so closing it also takes it out of the epoll set.
+	soleFd bool
 
 	// out holds bytes the socket did not take (nil: none). While it is
 	// set the peer is blocked: the other side is not read, so what wsgate
@@ -53,6 +56,9 @@ type peer struct {
 
 	leftover  []byte // input netpoll read before the handoff
 	pendingFd int    // the adopted socket, until the session starts (-1: none)
+	// pendingWatched: pendingFd is in the epoll set already (a backend
+	// socket, watched since its dial).
+	pendingWatched bool
 }
 
 // done reports whether nothing more is expected of this peer.

@@ -47,8 +47,15 @@ type reactor struct {
 
 	mu     sync.Mutex
 	closed bool // under mu: the epoll and event descriptors are gone
-	cmds   []func()
-	run_   []func() // the batch being run; swapped with cmds
+
+	// upstreams are the backend sockets in the epoll set that no session
+	// has yet, by descriptor. Their dialers and handshakes add and remove
+	// them from other goroutines, hence the lock; the reactor looks one up
+	// only for their rare edges (connected, response, hang-up).
+	upMu      sync.Mutex
+	upstreams map[int]*Upstream
+	cmds      []func()
+	run_      []func() // the batch being run; swapped with cmds
 
 	// Owned by the reactor goroutine.
 	peers    []*peer // by file descriptor
@@ -92,13 +99,14 @@ func newReactor(l *Loop) (*reactor, error) {
 		chunk = int(mb)
 	}
 	r := &reactor{
-		l:       l,
-		epfd:    epfd,
-		epFile:  epFile,
-		wakefd:  wakefd,
-		scratch: make([]byte, chunk),
-		now:     time.Now().UnixNano(),
-		done:    make(chan struct{}),
+		l:         l,
+		epfd:      epfd,
+		epFile:    epFile,
+		wakefd:    wakefd,
+		scratch:   make([]byte, chunk),
+		upstreams: make(map[int]*Upstream),
+		now:       time.Now().UnixNano(),
+		done:      make(chan struct{}),
 	}
 	r.lastTick = r.now
 	sessIdx := func(s *Session) *int { return &s.idx }
@@ -198,12 +206,18 @@ func (r *reactor) dispatch(ev *unix.EpollEvent) {
 		_, _ = rawRead(fd, b[:])
 		return
 	}
-	if fd >= len(r.peers) {
-		return
+	var p *peer
+	if fd < len(r.peers) {
+		p = r.peers[fd]
 	}
-	p := r.peers[fd]
 	if p == nil {
-		// Closed earlier in this batch.
+		r.upMu.Lock()
+		u := r.upstreams[fd]
+		r.upMu.Unlock()
+		if u != nil {
+			u.onEvent()
+		}
+		// Else closed earlier in this batch.
 		return
 	}
 	e := ev.Events
@@ -236,6 +250,14 @@ func (r *reactor) register(p *peer, fd int) error {
 	if e := rawEpollCtl(r.epfd, unix.EPOLL_CTL_ADD, fd, &ev); e != 0 {
 		return fmt.Errorf("epoll_ctl add fd %d: %w", fd, e)
 	}
+	r.growPeers(fd)
+	r.peers[fd] = p
+	p.fd = fd
+	p.interest = unix.EPOLLIN
+	return nil
+}
+
+func (r *reactor) growPeers(fd int) {
 	if fd >= len(r.peers) {
 		n := 2 * len(r.peers)
 		if n <= fd {
@@ -245,10 +267,54 @@ func (r *reactor) register(p *peer, fd int) error {
 		copy(grown, r.peers)
 		r.peers = grown
 	}
+}
+
+// attach makes p the owner of fd, which is in the epoll set already (an
+// upstream's socket), watched level-triggered for input like every
+// session socket. The modification also reports input that arrived while
+// nobody watched.
+func (r *reactor) attach(p *peer, fd int) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+	if e := rawEpollCtl(r.epfd, unix.EPOLL_CTL_MOD, fd, &ev); e != 0 {
+		return fmt.Errorf("epoll_ctl mod fd %d: %w", fd, e)
+	}
+	r.growPeers(fd)
 	r.peers[fd] = p
 	p.fd = fd
 	p.interest = unix.EPOLLIN
+	p.soleFd = true
 	return nil
+}
+
+// watchUpstream adds an upstream's socket to the epoll set.
+func (r *reactor) watchUpstream(u *Upstream, events uint32) error {
+	r.upMu.Lock()
+	r.upstreams[u.fd] = u
+	r.upMu.Unlock()
+	ev := unix.EpollEvent{Events: events, Fd: int32(u.fd)}
+	if e := rawEpollCtl(r.epfd, unix.EPOLL_CTL_ADD, u.fd, &ev); e != 0 {
+		r.unwatchUpstream(u)
+		return fmt.Errorf("epoll_ctl add fd %d: %w", u.fd, e)
+	}
+	return nil
+}
+
+// rewatchUpstream changes the events an upstream's socket is watched for.
+func (r *reactor) rewatchUpstream(u *Upstream, events uint32) {
+	ev := unix.EpollEvent{Events: events, Fd: int32(u.fd)}
+	if e := rawEpollCtl(r.epfd, unix.EPOLL_CTL_MOD, u.fd, &ev); e != 0 {
+		r.l.log.Warn("epoll_ctl mod", "fd", u.fd, "err", e.Error())
+	}
+}
+
+// unwatchUpstream forgets an upstream: its socket is closing or joining a
+// session. It stays in the epoll set until closed or attached.
+func (r *reactor) unwatchUpstream(u *Upstream) {
+	r.upMu.Lock()
+	if r.upstreams[u.fd] == u {
+		delete(r.upstreams, u.fd)
+	}
+	r.upMu.Unlock()
 }
 
 // modify sets the events p's socket is watched for.
@@ -261,15 +327,17 @@ func (r *reactor) modify(p *peer, events uint32) {
 }
 
 // closeFd removes p's socket from the epoll set and closes it. The explicit
-// delete matters: until netpoll has closed its own descriptor of the same
-// socket (it hands over a duplicate), close alone would leave the
-// registration behind.
+// delete matters for a client socket: until netpoll has closed its own
+// descriptor of it (it hands over a duplicate), close alone would leave the
+// registration behind. A backend socket has no other descriptor.
 func (r *reactor) closeFd(p *peer) {
 	fd := p.fd
 	if fd < 0 {
 		return
 	}
-	_ = rawEpollCtl(r.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	if !p.soleFd {
+		_ = rawEpollCtl(r.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	}
 	rawClose(fd)
 	r.peers[fd] = nil
 	p.fd = -1

@@ -293,16 +293,22 @@ func (s *Session) finish() {
 // handshake. Any goroutine may call it; the session starts on its reactor
 // once both sides are in.
 func (s *Session) adopt(side Side, fd int, leftover []byte) {
-	s.r.post(func() { s.r.adopt(s, side, fd, leftover) })
+	s.r.post(func() { s.r.adopt(s, side, fd, false, leftover) })
 }
 
-func (r *reactor) adopt(s *Session, side Side, fd int, leftover []byte) {
+// adoptWatched is adopt for a socket already in the reactor's epoll set.
+func (s *Session) adoptWatched(side Side, fd int, leftover []byte) {
+	s.r.post(func() { s.r.adopt(s, side, fd, true, leftover) })
+}
+
+func (r *reactor) adopt(s *Session, side Side, fd int, watched bool, leftover []byte) {
 	p := &s.client
 	if side == SideBackend {
 		p = &s.backend
 	}
 	p.leftover = leftover
 	p.pendingFd = fd
+	p.pendingWatched = watched
 	s.adopted++
 	if s.adopted < 2 {
 		r.waiting.add(s)
@@ -314,7 +320,13 @@ func (r *reactor) adopt(s *Session, side Side, fd int, leftover []byte) {
 	for _, p := range [2]*peer{&s.client, &s.backend} {
 		if fd := p.pendingFd; fd >= 0 {
 			p.pendingFd = -1
-			if err := r.register(p, fd); err != nil {
+			var err error
+			if p.pendingWatched {
+				err = r.attach(p, fd)
+			} else {
+				err = r.register(p, fd)
+			}
+			if err != nil {
 				r.l.log.Warn("adopt connection", "side", p.side.String(), "err", err.Error())
 				unix.Close(fd)
 			}

@@ -48,3 +48,12 @@ func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) unix.Errno {
 func rawClose(fd int) {
 	_, _, _ = unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
 }
+
+// rawPeek reads without consuming; -1 with the errno on failure.
+func rawPeek(fd int, b []byte) (int, unix.Errno) {
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), 0
+}

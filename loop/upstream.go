@@ -2,55 +2,65 @@ package loop
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cloudwego/netpoll"
+	"golang.org/x/sys/unix"
 )
 
 const (
-	upIdle int32 = iota // dialed, waiting in a warm pool or for its handshake
-	upHandshake
-	upHandoff // upgraded: the close callback hands the socket to a reactor
-	upRelay
+	upDialing   int32 = iota // connecting: the dialer owns the socket
+	upIdle                   // connected, waiting in a warm pool or for its handshake
+	upHandshake              // claimed: the handshake owns the socket
+	upRelay                  // handed to a session
 	upClosed
 )
+
+// upstreamEvents is how a reactor watches an upstream before its session:
+// edge-triggered, so that a response the handshake has not read yet does
+// not wake the reactor again and again. The reactor only passes each edge
+// on to the socket's owner (or, for an idle one, checks for a hang-up).
+const upstreamEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
 
 // Upstream is a TCP connection to a backend, dialed ahead of need (warm) or
 // for one client. It serves one session: a WebSocket session ends its TCP
 // connection.
 //
-// Until the session starts, the connection has no OnRequest: netpoll then
-// wakes a goroutine blocked in Peek on the first bytes that arrive, so the
-// handshake can read the backend's response where it is. A hang-up is
-// still noticed, through OnDisconnect.
+// Its socket belongs to one reactor from the dial on, and the session it
+// serves runs there: while the handshake uses it, the reactor only wakes
+// the handshake's goroutine (Fill, Send), and at the upgrade it starts
+// relaying on the same registration. netpoll never sees a backend socket,
+// so an upgrade costs no handover of it (duplicate, delete, close, add)
+// and no wake-up of netpoll's poller for the backend's 101.
 type Upstream struct {
-	// mu orders the handshake's writes before netpoll frees the
-	// connection's buffers: the close callback takes it, and netpoll runs
-	// its own finalizer after the callbacks wsgate adds.
-	mu     sync.Mutex
-	closed bool // under mu
-
-	conn netpoll.Connection
+	fd   int
 	addr string
-	// handed is closed by the close callback that took the socket over
-	// (fd, leftover) for a session.
-	handed   chan struct{}
-	fd       int
-	leftover []byte
-	state    atomic.Int32
-	sess     atomic.Pointer[Session]
-	onClose  atomic.Pointer[func()]
-}
+	r    *reactor
 
-type onDisconnectSetter interface {
-	SetOnDisconnect(netpoll.OnDisconnect) error
+	state   atomic.Int32
+	ready   chan struct{} // one edge from the reactor, for the owner
+	onClose atomic.Pointer[func()]
+
+	// Owned by whoever owns the socket (dialer, handshake).
+	in    []byte // read, not yet consumed: in[off:]
+	off   int
+	timer *time.Timer
+	// answerDue: a request went out since the last read, whose answer
+	// will come with an edge. Waiting for the edge before reading saves a
+	// read that would find nothing on all but a backend next door.
+	answerDue bool
 }
 
 // Dial connects to a backend at addr within timeout and ctx's deadline.
+// Backends are literal addresses in practice; a host name is resolved
+// first, and its addresses are tried in turn.
 func (l *Loop) Dial(ctx context.Context, addr string, timeout time.Duration) (*Upstream, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		if left := time.Until(dl); left < timeout || timeout <= 0 {
@@ -60,151 +70,312 @@ func (l *Loop) Dial(ctx context.Context, addr string, timeout time.Duration) (*U
 	if timeout <= 0 {
 		return nil, fmt.Errorf("dial %s: %w", addr, context.DeadlineExceeded)
 	}
-	conn, err := dialConn(addr, timeout)
+	deadline := time.Now().Add(timeout)
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		u, err := l.dialAddrPort(addr, ap, deadline, timeout)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		return u, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	u := &Upstream{conn: conn, addr: addr, handed: make(chan struct{}), fd: -1}
-	conn.AddCloseCallback(u.onClosed)
-	if ds, ok := conn.(onDisconnectSetter); ok {
-		ds.SetOnDisconnect(u.onDisconnect)
+	rctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	aps, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || time.Now().After(deadline) {
+			return nil, fmt.Errorf("dial %s: resolve: %w (%w)", addr, err, context.DeadlineExceeded)
+		}
+		return nil, fmt.Errorf("dial %s: resolve: %w", addr, err)
 	}
-	if !conn.IsActive() {
-		conn.Close()
-		return nil, fmt.Errorf("dial %s: closed by backend", addr)
+	pn, err := net.DefaultResolver.LookupPort(rctx, "tcp", port)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	return u, nil
+	var lastErr error
+	for _, ip := range aps {
+		u, err := l.dialAddrPort(addr, netip.AddrPortFrom(ip, uint16(pn)), deadline, timeout)
+		if err == nil {
+			return u, nil
+		}
+		lastErr = err
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+	}
+	if lastErr == nil {
+		lastErr = errors.New("no address")
+	}
+	return nil, fmt.Errorf("dial %s: %w", addr, lastErr)
 }
 
-// dialConn connects to addr within timeout. Backends are literal addresses
-// in practice, which dialAddrPort connects to without netpoll's dialer; a
-// host name (or an IPv6 address with a zone) goes through netpoll's, which
-// resolves it.
-func dialConn(addr string, timeout time.Duration) (netpoll.Connection, error) {
-	if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Zone() == "" {
-		return dialAddrPort(ap, timeout)
+// dialAddrPort connects to ap with a socket that one of the loop's
+// reactors watches from the start. On loopback and fast LANs the connect
+// has completed before anyone could wait for it, so it asks first and
+// waits (parked on the reactor's edge, not on a thread) only when it must.
+func (l *Loop) dialAddrPort(addr string, ap netip.AddrPort, deadline time.Time, timeout time.Duration) (*Upstream, error) {
+	fd, connected, err := startConnect(ap)
+	if err != nil {
+		return nil, err
 	}
-	start := time.Now()
-	conn, err := netpoll.DialConnection("tcp", addr, timeout)
-	if err != nil && time.Since(start) >= timeout {
-		// netpoll reports its timeout as a bare "i/o timeout", which the
-		// dial metrics would count as an error.
-		return nil, fmt.Errorf("%w (%w)", err, context.DeadlineExceeded)
+	u := &Upstream{fd: fd, addr: addr, r: l.pickReactor(), ready: make(chan struct{}, 1)}
+	events := uint32(upstreamEvents)
+	if !connected {
+		events |= unix.EPOLLOUT
 	}
-	return conn, err
+	if err := u.r.watchUpstream(u, events); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	for !connected {
+		revents, err := pollOut(fd)
+		if err != nil {
+			u.release()
+			return nil, err
+		}
+		if revents&(unix.POLLERR|unix.POLLHUP) != 0 {
+			err := connectError(fd)
+			u.release()
+			return nil, err
+		}
+		if revents&unix.POLLOUT != 0 {
+			break
+		}
+		// A socket still in SYN_SENT polls as nothing at all.
+		if err := u.wait(deadline); err != nil {
+			u.release()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, fmt.Errorf("connect: no answer within %v: %w", timeout, context.DeadlineExceeded)
+			}
+			return nil, err
+		}
+	}
+	u.state.Store(upIdle)
+	return u, nil
 }
 
 // Addr is the backend address.
 func (u *Upstream) Addr() string { return u.addr }
 
-// Conn is the connection, for the handshake to write the request and read
-// the response while it owns the upstream.
-func (u *Upstream) Conn() netpoll.Connection { return u.conn }
-
 // Claim takes an idle upstream for a handshake. It fails if the backend
-// closed it, spoke before being asked (a backend in that state cannot serve
-// a session), or another handshake took it.
+// closed it (or spoke before being asked: a backend in that state cannot
+// serve a session), or another handshake took it.
 func (u *Upstream) Claim() bool {
-	if !u.conn.IsActive() || u.conn.Reader().Len() > 0 {
-		return false
-	}
 	return u.state.CompareAndSwap(upIdle, upHandshake)
 }
 
-// OnClose sets a function called once the connection closes while it is
-// not in a session (warm pools use it to replace the connection).
+// OnClose sets a function called, on the reactor's goroutine, when the
+// backend closes the connection while it waits idle (warm pools use it to
+// replace the connection). It must not block.
 func (u *Upstream) OnClose(f func()) { u.onClose.Store(&f) }
 
-// Close closes an upstream that will not be used.
+// Close closes an upstream that will not be used. An upstream in a session
+// is the session's to close.
 func (u *Upstream) Close() {
-	u.state.Store(upClosed)
-	u.conn.Close()
+	for {
+		st := u.state.Load()
+		if st == upRelay || st == upClosed {
+			return
+		}
+		if u.state.CompareAndSwap(st, upClosed) {
+			u.release()
+			return
+		}
+	}
 }
 
-// handOff makes the upstream the backend side of s: netpoll lets go of the
-// connection and s's reactor gets its socket.
+// release takes the socket out of its reactor's watch and closes it; the
+// caller has moved the state to upClosed (or owns a socket still dialing).
+// Closing the only descriptor of the socket also takes it out of the epoll
+// set; an edge the reactor already took for it finds no upstream, or
+// another socket that got the same number, which the owner of that one
+// tolerates as a spurious wake-up.
+func (u *Upstream) release() {
+	u.r.unwatchUpstream(u)
+	rawClose(u.fd)
+	u.putInput()
+}
+
+// Send writes p to the backend before deadline. The handshake uses it while
+// it owns the upstream.
+func (u *Upstream) Send(p []byte, deadline time.Time) error {
+	armed := false
+	for len(p) > 0 {
+		n, e := rawWrite(u.fd, p)
+		if n > 0 {
+			p = p[n:]
+			continue
+		}
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+		default:
+			return fmt.Errorf("write to %s: %w", u.addr, e)
+		}
+		if !armed {
+			// The socket's send buffer is full (a head larger than it,
+			// to a backend far away): have the reactor pass on the
+			// edge at which it drains.
+			u.r.rewatchUpstream(u, upstreamEvents|unix.EPOLLOUT)
+			armed = true
+			continue // it may have drained before the watch
+		}
+		if err := u.wait(deadline); err != nil {
+			return fmt.Errorf("write to %s: %w", u.addr, err)
+		}
+	}
+	u.answerDue = true
+	return nil
+}
+
+// inputPool holds the handshake's read buffers of upstreams: a warm
+// upstream has none until its handshake reads.
+var inputPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// Buffered is what the backend sent that has not been consumed.
+func (u *Upstream) Buffered() []byte { return u.in[u.off:] }
+
+// Consume drops the first n buffered bytes.
+func (u *Upstream) Consume(n int) {
+	u.off += n
+	if u.off == len(u.in) {
+		u.in, u.off = u.in[:0], 0
+	}
+}
+
+// Fill reads more of what the backend sends, waiting until deadline for it,
+// into a buffer that grows up to limit bytes. It returns io.EOF when the
+// backend has closed the connection.
+func (u *Upstream) Fill(deadline time.Time, limit int) error {
+	if u.in == nil {
+		u.in = (*inputPool.Get().(*[]byte))[:0]
+	}
+	if len(u.in) == cap(u.in) {
+		switch {
+		case u.off > 0:
+			n := copy(u.in, u.in[u.off:])
+			u.in, u.off = u.in[:n], 0
+		case len(u.in) < limit:
+			grown := make([]byte, len(u.in), min(2*cap(u.in), limit))
+			copy(grown, u.in)
+			u.putInput()
+			u.in = grown
+		default:
+			return fmt.Errorf("read from %s: more than %d bytes buffered", u.addr, limit)
+		}
+	}
+	if u.answerDue {
+		u.answerDue = false
+		if err := u.wait(deadline); err != nil {
+			return fmt.Errorf("read from %s: %w", u.addr, err)
+		}
+	}
+	for {
+		n, e := rawRead(u.fd, u.in[len(u.in):cap(u.in)])
+		if n > 0 {
+			u.in = u.in[:len(u.in)+n]
+			return nil
+		}
+		switch {
+		case n == 0 && e == 0:
+			return io.EOF
+		case e == unix.EINTR:
+			continue
+		case e != unix.EAGAIN:
+			return fmt.Errorf("read from %s: %w", u.addr, e)
+		}
+		if err := u.wait(deadline); err != nil {
+			return fmt.Errorf("read from %s: %w", u.addr, err)
+		}
+	}
+}
+
+func (u *Upstream) putInput() {
+	if u.in != nil && cap(u.in) == 4<<10 {
+		b := u.in[:0]
+		inputPool.Put(&b)
+	}
+	u.in, u.off = nil, 0
+}
+
+// wait parks until the reactor passes on an edge of the socket, or
+// deadline (zero: none).
+func (u *Upstream) wait(deadline time.Time) error {
+	if deadline.IsZero() {
+		<-u.ready
+		return nil
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		return os.ErrDeadlineExceeded
+	}
+	if u.timer == nil {
+		u.timer = time.NewTimer(d)
+	} else {
+		u.timer.Reset(d)
+	}
+	select {
+	case <-u.ready:
+		u.timer.Stop()
+		return nil
+	case <-u.timer.C:
+		return os.ErrDeadlineExceeded
+	}
+}
+
+// handOff makes the upstream the backend side of s, which runs on the
+// upstream's reactor; what the backend sent behind its 101 is the
+// session's first input from it.
 func (u *Upstream) handOff(s *Session) {
-	u.sess.Store(s)
-	if !u.state.CompareAndSwap(upHandshake, upHandoff) {
-		// The backend hung up between its 101 and now.
+	if !u.state.CompareAndSwap(upHandshake, upRelay) {
 		s.adopt(SideBackend, -1, nil)
 		return
 	}
-	// With no OnRequest, netpoll runs the close callbacks here: ours takes
-	// a duplicate of the socket and the input read so far; netpoll's own
-	// then frees the poll operator, waiting out a read its poller may have
-	// had in progress, and keeps a non-empty input buffer. Whatever that
-	// read brought is collected after Close, so no byte the backend sent
-	// behind its 101 is lost.
-	u.conn.Close()
-	<-u.handed
-	leftover := u.leftover
-	u.leftover = nil
-	r := u.conn.Reader()
-	if n := r.Len(); n > 0 {
-		if b, err := r.Next(n); err == nil {
-			leftover = append(leftover, b...)
+	var leftover []byte
+	if b := u.Buffered(); len(b) > 0 {
+		leftover = append([]byte(nil), b...)
+	}
+	u.putInput()
+	u.r.unwatchUpstream(u)
+	s.adoptWatched(SideBackend, u.fd, leftover)
+}
+
+// onEvent runs on the reactor for an edge of the upstream's socket.
+func (u *Upstream) onEvent() {
+	switch u.state.Load() {
+	case upRelay, upClosed:
+		return
+	case upIdle:
+		if u.hungUp() && u.state.CompareAndSwap(upIdle, upClosed) {
+			u.release()
+			if f := u.onClose.Load(); f != nil {
+				(*f)()
+			}
+			return
 		}
-		r.Release()
+		// Quiet, or claimed since: the edge may be the claimer's.
 	}
-	s.adopt(SideBackend, u.fd, leftover)
+	select {
+	case u.ready <- struct{}{}:
+	default: // one pending wake-up is enough: the owner reads to EAGAIN
+	}
 }
 
-// onDisconnect runs when the backend hangs up. Without an OnRequest netpoll
-// leaves closing to its user, so that close callbacks run; in a session
-// (OnRequest set) netpoll closes it itself after the last input is pumped.
-func (u *Upstream) onDisconnect(context.Context, netpoll.Connection) {
-	u.conn.Close()
-}
-
-// Send writes p to the backend and flushes it, unless the connection has
-// closed. The handshake uses it while it owns the upstream.
-func (u *Upstream) Send(p []byte) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.closed {
-		return fmt.Errorf("write to %s: connection closed", u.addr)
-	}
-	w := u.conn.Writer()
-	if _, err := w.WriteBinary(p); err != nil {
-		return fmt.Errorf("write to %s: %w", u.addr, err)
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write to %s: %w", u.addr, err)
-	}
-	return nil
-}
-
-func (u *Upstream) onClosed(conn netpoll.Connection) error {
-	u.mu.Lock()
-	u.closed = true
-	u.mu.Unlock()
+// hungUp reports whether an idle upstream's backend closed it, failed, or
+// sent something unasked. It peeks, so a spurious edge changes nothing.
+func (u *Upstream) hungUp() bool {
+	var b [1]byte
 	for {
-		st := u.state.Load()
-		if st == upHandoff {
-			if !u.state.CompareAndSwap(upHandoff, upRelay) {
-				continue
-			}
-			fd, leftover, err := takeOver(conn)
-			if err != nil {
-				u.sess.Load().loop.log.Warn("hand over backend connection", "addr", u.addr, "err", err.Error())
-			}
-			u.fd, u.leftover = fd, leftover
-			close(u.handed)
-			return nil
+		switch _, e := rawPeek(u.fd, b[:]); e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
 		}
-		if st == upRelay || st == upClosed {
-			break
-		}
-		if u.state.CompareAndSwap(st, upClosed) {
-			break
-		}
+		return true // data, end of stream or an error
 	}
-	if u.state.Load() == upRelay {
-		return nil
-	}
-	if f := u.onClose.Load(); f != nil {
-		(*f)()
-	}
-	return nil
 }

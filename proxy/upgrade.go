@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -241,17 +242,15 @@ func (s *Server) readRequestHead(conn netpoll.Connection) (head []byte, reason s
 // false when the backend failed before answering anything, so that the
 // next backend can be tried.
 func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, bb *balance.Backend, up *loop.Upstream, request, key []byte, start time.Time) (done bool, err error) {
-	uc := up.Conn()
-	uc.SetReadDeadline(c.Deadline())
-	if err := up.Send(request); err != nil {
+	deadline := c.Deadline()
+	if err := up.Send(request, deadline); err != nil {
 		up.Close()
 		return false, err
 	}
-	ur := uc.Reader()
 	var resp handshake.Response
 	var head []byte
 	for {
-		n, herr := s.readResponseHead(ur)
+		n, herr := readResponseHead(up, deadline)
 		if herr != nil {
 			up.Close()
 			if !c.Conn().IsActive() {
@@ -259,7 +258,7 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, bb *balance.B
 			}
 			return false, herr
 		}
-		head, _ = ur.Peek(n)
+		head = up.Buffered()[:n]
 		if perr := handshake.ParseResponse(head, key, &resp); perr != nil {
 			up.Close()
 			bb.Release()
@@ -272,8 +271,7 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, bb *balance.B
 			break
 		}
 		// 100 Continue or 103 Early Hints: not for a WebSocket client.
-		ur.Skip(n)
-		ur.Release()
+		up.Consume(n)
 	}
 	if resp.Status != 101 {
 		cw := c.Conn().Writer()
@@ -284,8 +282,7 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, bb *balance.B
 			s.m.failedBy(failClientGone).Inc()
 			return true, nil
 		}
-		ur.Skip(len(head))
-		ur.Release()
+		up.Consume(len(head))
 		bb.Release()
 		if resp.Status >= 500 {
 			b.failed(p)
@@ -300,9 +297,7 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, bb *balance.B
 	}
 	// The session's reactor writes the 101 to the client (SessionParams.Head).
 	head = append([]byte(nil), head...)
-	ur.Skip(len(head))
-	ur.Release()
-	uc.SetReadDeadline(time.Time{})
+	up.Consume(len(head))
 	// One allocation carries what the session's end needs and its log
 	// attributes; the client's address is formatted only if a log line
 	// that carries it is written.
@@ -343,28 +338,28 @@ func (c *clientAddr) LogValue() slog.Value { return slog.StringValue(c.String())
 func (c *clientAddr) String() string       { return c.client.String() }
 
 // readResponseHead waits for a complete response head from a backend and
-// returns its length.
-func (s *Server) readResponseHead(r netpoll.Reader) (int, error) {
+// returns its length; the head is up.Buffered()[:n].
+func readResponseHead(up *loop.Upstream, deadline time.Time) (int, error) {
 	for {
-		n := r.Len()
-		buf, err := r.Peek(n)
-		if err != nil {
-			return 0, err
-		}
+		buf := up.Buffered()
 		if end := handshake.HeadEnd(buf); end >= 0 {
 			return end, nil
 		}
-		if n >= maxResponseHead {
+		if len(buf) >= maxResponseHead {
 			return 0, errors.New("response head too large")
 		}
-		if _, err := r.Peek(n + 1); err != nil {
+		if err := up.Fill(deadline, maxResponseHead+1); err != nil {
+			if errors.Is(err, io.EOF) {
+				return 0, errors.New("backend closed the connection before its response head was complete")
+			}
 			return 0, err
 		}
 	}
 }
 
 // relayBody copies a refused upgrade's body to the client, as far as its
-// framing says, and ends both connections.
+// framing says and until the handshake's deadline, and ends both
+// connections.
 func (s *Server) relayBody(c *loop.ClientConn, up *loop.Upstream, resp *handshake.Response) {
 	defer up.Close()
 	var bf handshake.BodyFramer
@@ -372,19 +367,14 @@ func (s *Server) relayBody(c *loop.ClientConn, up *loop.Upstream, resp *handshak
 	if _, done, _ := bf.Feed(nil); done {
 		return
 	}
-	ur := up.Conn().Reader()
 	cw := c.Conn().Writer()
 	for {
-		n := ur.Len()
-		if n == 0 {
-			if _, err := ur.Peek(1); err != nil {
+		buf := up.Buffered()
+		if len(buf) == 0 {
+			if err := up.Fill(c.Deadline(), maxResponseHead); err != nil {
 				return // EOF ends an unframed body; anything else cuts it
 			}
 			continue
-		}
-		buf, err := ur.Peek(n)
-		if err != nil {
-			return
 		}
 		k, done, ferr := bf.Feed(buf)
 		if k > 0 {
@@ -393,8 +383,7 @@ func (s *Server) relayBody(c *loop.ClientConn, up *loop.Upstream, resp *handshak
 				return
 			}
 		}
-		ur.Skip(n)
-		ur.Release()
+		up.Consume(len(buf))
 		if done || ferr != nil {
 			return
 		}
