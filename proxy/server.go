@@ -15,10 +15,10 @@ import (
 	"github.com/wsgate/wsgate/proxy/config"
 )
 
-// netpollBufferSize is the first buffer of a connection while netpoll
-// serves its handshake (and of a warm upstream waiting in its pool): an
-// upgrade request or response head fits, and a session's sockets leave
-// netpoll at the 101.
+// netpollBufferSize is the first buffer of a client connection while
+// netpoll serves its handshake: an upgrade request head fits, and the
+// socket leaves netpoll at the 101. (Backend connections never enter
+// netpoll; a warm one holds no buffer until its handshake reads.)
 const netpollBufferSize = 512
 
 // Server is one running wsgate: its reactor, listener, pools and admin API.
