@@ -130,6 +130,7 @@ func (l *Loop) dialAddrPort(addr string, ap netip.AddrPort, deadline time.Time, 
 		unix.Close(fd)
 		return nil, err
 	}
+	waited := false
 	for !connected {
 		revents, err := pollOut(fd)
 		if err != nil {
@@ -145,6 +146,7 @@ func (l *Loop) dialAddrPort(addr string, ap netip.AddrPort, deadline time.Time, 
 			break
 		}
 		// A socket still in SYN_SENT polls as nothing at all.
+		waited = true
 		if err := u.wait(deadline); err != nil {
 			u.release()
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -154,6 +156,20 @@ func (l *Loop) dialAddrPort(addr string, ap netip.AddrPort, deadline time.Time, 
 		}
 	}
 	u.state.Store(upIdle)
+	// Edges while dialing were the dialer's to take: a backend that
+	// accepted and hung up at once sent its FIN with one of them (or in
+	// the same edge as the connect), and the reactor, edge-triggered, will
+	// not report it again. Without a wait, a left-over edge says so.
+	edge := waited
+	select {
+	case <-u.ready:
+		edge = true
+	default:
+	}
+	if edge && u.hungUp() && u.state.CompareAndSwap(upIdle, upClosed) {
+		u.release()
+		return nil, errors.New("closed by backend as it connected")
+	}
 	return u, nil
 }
 
