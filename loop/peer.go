@@ -169,6 +169,9 @@ func (p *peer) onReadable(events uint32) {
 	}
 	n, err := readFd(p.fd, p.r.scratch)
 	switch {
+	case n == len(p.r.scratch):
+		p.r.more = true
+		p.from.relay(p.r.scratch[:n])
 	case n > 0:
 		p.from.relay(p.r.scratch[:n])
 	case err == unix.EAGAIN:

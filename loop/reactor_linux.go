@@ -63,6 +63,10 @@ type reactor struct {
 	waiting  indexed[*Session] // adopted one socket, waiting for the other
 	blocked  indexed[*peer]    // peers with unsent bytes
 	scratch  []byte
+	// more: the batch at hand may have left input in the kernel (a read
+	// filled scratch, or the batch filled the events array), which a
+	// level-triggered set reports again only when asked.
+	more     bool
 	now      int64
 	lastTick int64
 	stopping bool
@@ -162,12 +166,20 @@ func (r *reactor) run() {
 				return false // park until epfd is readable or the tick is due
 			}
 			r.now = time.Now().UnixNano()
+			r.more = n == len(events)
 			for i := 0; i < n; i++ {
 				r.dispatch(&events[i])
 			}
 			r.runCommands()
 			if r.stopping || r.now-r.lastTick >= tickEvery {
 				return true
+			}
+			if !r.more {
+				// Every socket of the batch was read to the end of what it
+				// had: readiness from now on is new, and each new readiness
+				// wakes Go's poller on epfd, so asking epoll again now
+				// would, as a rule, find nothing (a system call per wake-up).
+				return false
 			}
 			if yield {
 				runtime.Gosched()

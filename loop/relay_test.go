@@ -57,7 +57,9 @@ func newRelayFixture(t *testing.T, drainBackend bool) *relayFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Close(r.epfd); unix.Close(r.wakefd) })
+	// Through its os.File: closing epfd under it would leave the File's
+	// finalizer to close the number again, by then maybe another socket's.
+	t.Cleanup(func() { r.epFile.Close(); unix.Close(r.wakefd) })
 	s := &Session{loop: l, r: r, start: time.Now()}
 	s.initPeers()
 	cfd, cf := socketPair(t)
