@@ -28,9 +28,11 @@
 // Level-triggered epoll and one read per readiness keep sessions fair.
 //
 // A reactor never blocks in a system call. It takes ready events with a
-// zero-timeout epoll_wait for as long as there are any, and when there are
-// none it parks in Go's own poller, on its epoll descriptor (readable while
-// its ready list is not empty), with a deadline for the timers' tick. Its
+// zero-timeout epoll_wait for as long as there may be more, and otherwise
+// parks in Go's own poller, on its epoll descriptor (which every new
+// readiness in its set makes readable), with a deadline for the timers'
+// tick. It asks once more before parking only when its last batch may have
+// left input behind (a read that filled its buffer, a full batch). Its
 // reads, writes and epoll calls skip the runtime's syscall bookkeeping
 // (sys_linux.go). A goroutine blocked in epoll_wait would hold its P in a
 // system call, which sysmon takes back after 20 µs and then polls for every

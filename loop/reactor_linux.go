@@ -134,11 +134,11 @@ func (r *reactor) post(f func()) {
 }
 
 // run serves the reactor until it is stopped. It takes ready events
-// without waiting (pollEvents) for as long as there are any (yielding the
-// processor between batches when it is the only one, so that handshakes
-// move on), and parks in Go's poller, on the epoll descriptor itself, when
-// there are none: an epoll descriptor is readable while its ready list is
-// not empty.
+// without waiting (pollEvents) for as long as there may be more (yielding
+// the processor between batches when it is the only one, so that
+// handshakes move on), and parks in Go's poller, on the epoll descriptor
+// itself, when there are none: every new readiness in the set makes the
+// epoll descriptor readable.
 // Blocking in epoll_wait instead would hold the processor in a system call
 // that sysmon has to take it back from, every time the reactor idles.
 func (r *reactor) run() {
