@@ -258,18 +258,30 @@ func (r *reactor) runCommands() {
 
 // register adds p's socket to the epoll set, readable.
 func (r *reactor) register(p *peer, fd int) error {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
-	if e := rawEpollCtl(r.epfd, unix.EPOLL_CTL_ADD, fd, &ev); e != 0 {
-		return fmt.Errorf("epoll_ctl add fd %d: %w", fd, e)
+	return r.own(p, fd, unix.EPOLL_CTL_ADD)
+}
+
+// attach makes p the owner of fd, which is in the epoll set already (an
+// upstream's socket), watched level-triggered for input like every
+// session socket. The modification also reports input that arrived while
+// nobody watched. fd is the socket's only descriptor.
+func (r *reactor) attach(p *peer, fd int) error {
+	if err := r.own(p, fd, unix.EPOLL_CTL_MOD); err != nil {
+		return err
 	}
-	r.growPeers(fd)
-	r.peers[fd] = p
-	p.fd = fd
-	p.interest = unix.EPOLLIN
+	p.soleFd = true
 	return nil
 }
 
-func (r *reactor) growPeers(fd int) {
+func (r *reactor) own(p *peer, fd, op int) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+	if e := rawEpollCtl(r.epfd, op, fd, &ev); e != 0 {
+		name := "add"
+		if op == unix.EPOLL_CTL_MOD {
+			name = "mod"
+		}
+		return fmt.Errorf("epoll_ctl %s fd %d: %w", name, fd, e)
+	}
 	if fd >= len(r.peers) {
 		n := 2 * len(r.peers)
 		if n <= fd {
@@ -279,22 +291,9 @@ func (r *reactor) growPeers(fd int) {
 		copy(grown, r.peers)
 		r.peers = grown
 	}
-}
-
-// attach makes p the owner of fd, which is in the epoll set already (an
-// upstream's socket), watched level-triggered for input like every
-// session socket. The modification also reports input that arrived while
-// nobody watched.
-func (r *reactor) attach(p *peer, fd int) error {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
-	if e := rawEpollCtl(r.epfd, unix.EPOLL_CTL_MOD, fd, &ev); e != 0 {
-		return fmt.Errorf("epoll_ctl mod fd %d: %w", fd, e)
-	}
-	r.growPeers(fd)
 	r.peers[fd] = p
 	p.fd = fd
 	p.interest = unix.EPOLLIN
-	p.soleFd = true
 	return nil
 }
 

@@ -3,6 +3,7 @@ package loop
 import (
 	"bytes"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -17,20 +18,7 @@ import (
 // wake-ups of a parked reactor; were they lost, 40 round trips would take
 // about 40 ticks (10 s) instead of milliseconds.
 func TestReactorWakesFromPark(t *testing.T) {
-	l, err := New(Config{Reactors: 1}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	s := &Session{loop: l, r: l.reactors[0], start: time.Now()}
-	s.initPeers()
-	l.stats.SessionsActive.Add(1)
-	cfd, client := socketPair(t)
-	bfd, backend := socketPair(t)
-	defer client.Close()
-	defer backend.Close()
-	s.adopt(SideClient, cfd, nil)
-	s.adopt(SideBackend, bfd, nil)
+	_, client, backend := runningSession(t, Config{Reactors: 1})
 
 	const trips = 40
 	start := time.Now()
@@ -74,26 +62,12 @@ func TestReactorWakesFromPark(t *testing.T) {
 // client socket's queue before the reactor reads; were the rest left to
 // the timers' tick, each would take two ticks (500 ms).
 func TestReactorReadsOnAfterFullRead(t *testing.T) {
-	l, err := New(Config{Reactors: 1, MaxMessageBytes: 1 << 20}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	r := l.reactors[0]
-	s := &Session{loop: l, r: r, start: time.Now()}
-	s.initPeers()
-	l.stats.SessionsActive.Add(1)
-	cfd, client := socketPair(t)
-	bfd, backend := socketPair(t)
-	defer client.Close()
-	defer backend.Close()
+	r, client, backend := runningSession(t, Config{Reactors: 1, MaxMessageBytes: 1 << 20})
 	// Room for a whole message in the client's queue: the write returns
 	// before the reactor has read anything, and nothing arrives after.
 	if err := unix.SetsockoptInt(int(client.Fd()), unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20); err != nil {
 		t.Fatal(err)
 	}
-	s.adopt(SideClient, cfd, nil)
-	s.adopt(SideBackend, bfd, nil)
 
 	const trips = 20
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 3*len(r.scratch)/16-1)
@@ -115,4 +89,26 @@ func TestReactorReadsOnAfterFullRead(t *testing.T) {
 	if took, limit := time.Since(start), time.Duration(trips*tickEvery/4); took > limit {
 		t.Fatalf("%d messages of %d bytes took %v (limit %v): the reactor parked with input left", trips, len(payload), took, limit)
 	}
+}
+
+// runningSession starts a loop with one running reactor and a session on it
+// between two socket pairs, and returns the reactor and the remote ends the
+// test plays: the client and the backend.
+func runningSession(t *testing.T, cfg Config) (r *reactor, client, backend *os.File) {
+	t.Helper()
+	l, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	r = l.reactors[0]
+	s := &Session{loop: l, r: r, start: time.Now()}
+	s.initPeers()
+	l.stats.SessionsActive.Add(1)
+	cfd, client := socketPair(t)
+	bfd, backend := socketPair(t)
+	t.Cleanup(func() { client.Close(); backend.Close() })
+	s.adopt(SideClient, cfd, nil)
+	s.adopt(SideBackend, bfd, nil)
+	return r, client, backend
 }
