@@ -362,3 +362,63 @@ func TestForwardedHeaders(t *testing.T) {
 	c.expectClose(1000, 5*time.Second)
 	c.expectEOF(5 * time.Second)
 }
+
+// TestBackendBadAnswer: what a backend answers instead of a proper 101 or
+// refusal gets the client a precise status, the operator a log line
+// naming the cause and a metric, and leaves the proxy serving.
+func TestBackendBadAnswer(t *testing.T) {
+	e := sharedEnv(t)
+	if e.proxy == nil {
+		t.Skip("wsgate's own answers: nothing to check against the backend directly")
+	}
+	bigHead := "HTTP/1.1 101 Switching Protocols\r\nX-Filler: " + strings.Repeat("a", 70<<10) + "\r\n\r\n"
+	for _, tc := range []struct {
+		name     string
+		answer   string
+		status   int
+		logged   string // in wsgate's log after the request
+		reason   string // wsgate_sessions_failed_total{reason}
+		wantBody string // for a relayed refusal
+	}{
+		{"not-http", "SSH-2.0-OpenSSH_9.2\r\n\r\n", 502, `reason="invalid answer from backend"`, "bad_backend_response", ""},
+		{"wrong-accept", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: d3Jvbmc=\r\n\r\n", 502, `reason="invalid answer from backend"`, "bad_backend_response", ""},
+		{"cut-mid-head", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: webs", 502, "before its response head was complete", "backend_unavailable", ""},
+		{"head-too-large", bigHead, 502, "response head too large", "backend_unavailable", ""},
+		// An interim response is dropped; the refusal behind it is relayed.
+		{"interim-then-refusal", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno", 403, "", "backend_rejected", "no"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m0 := e.proxy.metrics(t)
+			off := len(e.proxy.logBytes())
+			pr := newProbe(t)
+			pr.rawResponse = []byte(tc.answer)
+			path := pr.q("/raw/bad?b=status")
+			c, resp := rawRequest(t, e.addrFor(path), requestBytes("GET", path, "HTTP/1.1", upgradeHeaders(e.addrFor(path))))
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if tc.wantBody != "" && string(body) != tc.wantBody {
+				t.Errorf("body %q, want %q", body, tc.wantBody)
+			}
+			c.expectEOF(5 * time.Second)
+			if tc.logged != "" {
+				deadline := time.Now().Add(5 * time.Second)
+				for !strings.Contains(string(e.proxy.logBytes()[off:]), tc.logged) {
+					if time.Now().After(deadline) {
+						t.Fatalf("no log line with %q after the request", tc.logged)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			m1 := e.proxy.metrics(t)
+			if d := m1.sum("wsgate_sessions_failed_total", "reason", tc.reason) - m0.sum("wsgate_sessions_failed_total", "reason", tc.reason); d < 1 {
+				t.Errorf("wsgate_sessions_failed_total{reason=%q} did not grow", tc.reason)
+			}
+			// The next session through the same pool still works.
+			ok := newProbe(t)
+			rc := rawUpgrade(t, e.addrFor("/raw/"), ok.q("/raw/after?b=record"), nil)
+			rc.conn.Close()
+		})
+	}
+}

@@ -263,9 +263,10 @@ func (u *Upstream) Consume(n int) {
 	}
 }
 
-// Fill reads more of what the backend sends, waiting until deadline for it,
-// into a buffer that grows up to limit bytes. It returns io.EOF when the
-// backend has closed the connection.
+// Fill reads more of what the backend sends, waiting until deadline for it.
+// The buffer starts at 4 KiB and grows, when full, up to limit bytes; past
+// that Fill fails. It returns io.EOF when the backend has closed the
+// connection.
 func (u *Upstream) Fill(deadline time.Time, limit int) error {
 	if u.in == nil {
 		u.in = (*inputPool.Get().(*[]byte))[:0]

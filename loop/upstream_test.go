@@ -27,6 +27,18 @@ func dialAccepted(t *testing.T, l *Loop, ln net.Listener) (*Upstream, net.Conn) 
 	return u, srv
 }
 
+// claimedUpstream dials a fresh backend and claims the upstream, as a
+// handshake would.
+func claimedUpstream(t *testing.T) (*Upstream, net.Conn) {
+	t.Helper()
+	u, srv := dialAccepted(t, testLoop(t), listenTCP(t, "tcp4", "127.0.0.1:0"))
+	t.Cleanup(u.Close)
+	if !u.Claim() {
+		t.Fatal("a fresh upstream could not be claimed")
+	}
+	return u, srv
+}
+
 // A warm upstream whose backend hangs up, or speaks unasked, is closed by
 // its reactor and reported through OnClose; it can no longer be claimed.
 func TestUpstreamIdleHangUp(t *testing.T) {
@@ -105,11 +117,7 @@ func TestUpstreamClaimedHangUp(t *testing.T) {
 }
 
 func TestUpstreamFillDeadline(t *testing.T) {
-	l := testLoop(t)
-	ln := listenTCP(t, "tcp4", "127.0.0.1:0")
-	u, _ := dialAccepted(t, l, ln)
-	defer u.Close()
-	u.Claim()
+	u, _ := claimedUpstream(t)
 	start := time.Now()
 	err := u.Fill(start.Add(150*time.Millisecond), 1024)
 	took := time.Since(start)
@@ -123,11 +131,7 @@ func TestUpstreamFillDeadline(t *testing.T) {
 
 // Fill keeps what it read in one buffer up to its limit, and refuses more.
 func TestUpstreamFillLimit(t *testing.T) {
-	l := testLoop(t)
-	ln := listenTCP(t, "tcp4", "127.0.0.1:0")
-	u, srv := dialAccepted(t, l, ln)
-	defer u.Close()
-	u.Claim()
+	u, srv := claimedUpstream(t)
 	want := bytes.Repeat([]byte("0123456789abcdef"), 1024) // 16 KiB: grows the 4 KiB buffer twice
 	go srv.Write(want)
 	deadline := time.Now().Add(5 * time.Second)
@@ -153,11 +157,7 @@ func TestUpstreamFillLimit(t *testing.T) {
 // only later: Send waits for the reactor's edge rather than failing or
 // spinning.
 func TestUpstreamSendWaitsForRoom(t *testing.T) {
-	l := testLoop(t)
-	ln := listenTCP(t, "tcp4", "127.0.0.1:0")
-	u, srv := dialAccepted(t, l, ln)
-	defer u.Close()
-	u.Claim()
+	u, srv := claimedUpstream(t)
 	big := bytes.Repeat([]byte{'r'}, 16<<20)
 	got := make(chan int, 1)
 	go func() {
