@@ -134,6 +134,12 @@ func TestReloadLive(t *testing.T) {
 	if code != 200 || !rr.Reloaded {
 		t.Fatalf("POST /reload removing b: %d %+v", code, rr)
 	}
+	// [server] is the same in both files (reactors left to the default).
+	for _, n := range rr.Notes {
+		if strings.Contains(n, "[server]") {
+			t.Errorf("POST /reload removing b: note %q, but [server] did not change", n)
+		}
+	}
 	if bd, ok := p.pools(t).backend("live", b.addr); ok && bd.State != "removed" {
 		t.Errorf("/pools after removing b: b is %q, want removed or absent", bd.State)
 	}

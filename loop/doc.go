@@ -27,22 +27,28 @@
 // locks. Other goroutines (drains, rebalancing, Shutdown) post work to it.
 // Level-triggered epoll and one read per readiness keep sessions fair.
 //
-// A reactor never blocks in a system call. It takes ready events with a
-// zero-timeout epoll_wait for as long as there may be more, and otherwise
-// parks in Go's own poller, on its epoll descriptor (which every new
-// readiness in its set makes readable), with a deadline for the timers'
-// tick. It asks once more before parking only when its last batch may have
-// left input behind (a read that filled its buffer, a full batch). Its
-// reads, writes and epoll calls skip the runtime's syscall bookkeeping
-// (sys_linux.go). A goroutine blocked in epoll_wait would hold its P in a
-// system call, which sysmon takes back after 20 µs and then polls for every
-// 20 µs: on the proxy's core those wake-ups preempted the relay and cost
-// about a tenth of its CPU. netpoll's own poller does block that way; with
-// a single P, handshakes wait while it does (until sysmon takes the P
-// back), which limits upgrades per second on one core but not their CPU
-// cost. One P more than cores avoids that and costs every relayed message
-// 5–25% more CPU (35–50% under a CPU quota; bench/RESULTS.md), so wsgate
-// keeps the runtime's GOMAXPROCS. Reactors are one per core.
+// A reactor waits for readiness in one of two ways, chosen at start
+// (reactor.run). When GOMAXPROCS leaves a P for the rest of the process
+// besides the reactors — cmd/wsgate raises it by the reactors and one more
+// (ReactorThreads) — each reactor waits in epoll_wait itself, as an event
+// loop in C does: while busy as a raw system call, so the runtime believes
+// it is running and leaves it its P (no sysmon hand-off, no reacquiring a P
+// per wake-up); after busyWaitMillis without events as an ordinary system
+// call, so that an idle proxy lets sysmon and its threads sleep. Otherwise
+// it parks in Go's own poller, on its epoll descriptor (which every new
+// readiness in its set makes readable), after taking ready events with a
+// zero-timeout epoll_wait for as long as there may be more. Waiting in
+// epoll_wait on its own P took about a tenth off the CPU per relayed
+// message at 20,000 messages/s and did not cost handshakes
+// (bench/RESULTS.md). The "one more" P is for netpoll's poller, which also
+// waits in epoll_wait as a system call: with no idle P, sysmon takes its P
+// back after 20 µs and then polls every 20 µs while handshakes come and go.
+// (One P more than cores without the reactors on their own P cost every
+// relayed message 5–25% more, 35–50% under a CPU quota: the parked reactor
+// and the spare P's spinning thread then woke each other.)
+//
+// The reactor's reads, writes and non-blocking epoll calls skip the
+// runtime's syscall bookkeeping (sys_linux.go). Reactors are one per core.
 //
 // netpoll stops at the 101 because what it does per connection costs more
 // than the relay needs: a pooled goroutine per read event, an input and an

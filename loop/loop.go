@@ -31,8 +31,38 @@ type Config struct {
 	// Reactors is the number of relay reactors, each an epoll set served
 	// by one goroutine (0: one per core the process may use, at most
 	// GOMAXPROCS). Two reactors on one core only wake each other's
-	// thread more often.
+	// thread more often. When GOMAXPROCS exceeds Reactors, each reactor
+	// waits in epoll_wait on a P of its own; otherwise it parks in Go's
+	// poller (see reactor.run). ReactorThreads says how the caller
+	// should size GOMAXPROCS for the first.
 	Reactors int
+
+	// wait overrides how the reactors wait, for tests.
+	wait waitMode
+}
+
+// waitMode is how a reactor waits for readiness.
+type waitMode uint8
+
+const (
+	waitAuto   waitMode = iota // waitThread if GOMAXPROCS > Reactors, else waitParked
+	waitParked                 // in Go's poller, on the epoll descriptor
+	waitThread                 // in epoll_wait, holding its P while busy
+)
+
+// DefaultReactors is the number of reactors a Loop starts when Config
+// leaves it 0: one per core the process may use, at most GOMAXPROCS.
+func DefaultReactors() int {
+	return min(runtime.NumCPU(), runtime.GOMAXPROCS(0))
+}
+
+// ReactorThreads is the GOMAXPROCS that gives each of n reactors a P of
+// its own on top of base, the Ps the rest of the process runs on, plus one
+// for netpoll's poller, which waits in epoll_wait as a system call holding
+// a P: when no P is idle then, sysmon takes that P back after 20 µs and
+// keeps waking every 20 µs while handshakes come and go.
+func ReactorThreads(base, n int) int {
+	return base + n + 1
 }
 
 func (c *Config) setDefaults() {
@@ -49,7 +79,7 @@ func (c *Config) setDefaults() {
 		c.MaxBufferedBytes = 1 << 20
 	}
 	if c.Reactors <= 0 {
-		c.Reactors = min(runtime.NumCPU(), runtime.GOMAXPROCS(0))
+		c.Reactors = DefaultReactors()
 	}
 }
 
@@ -102,8 +132,9 @@ func New(cfg Config, log *slog.Logger) (*Loop, error) {
 		log:       log,
 		pingFrame: frame.AppendPing(nil, []byte(keepalivePayload), nil),
 	}
+	onThread := cfg.wait == waitThread || cfg.wait == waitAuto && runtime.GOMAXPROCS(0) > cfg.Reactors
 	for range cfg.Reactors {
-		r, err := newReactor(l)
+		r, err := newReactor(l, onThread)
 		if err != nil {
 			l.stopReactors()
 			return nil, err

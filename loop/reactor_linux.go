@@ -39,8 +39,11 @@ const (
 type reactor struct {
 	l    *Loop
 	epfd int
-	// epFile is epfd in Go's poller: the reactor parks there, rather than
-	// in epoll_wait, when nothing is ready (see run).
+	// onThread: the reactor waits in epoll_wait itself, on a P of its own
+	// (serveOnThread); otherwise it parks in Go's poller (serveParked).
+	onThread bool
+	// epFile is epfd in Go's poller, where a reactor not on its own thread
+	// parks when nothing is ready; nil on a thread.
 	epFile *os.File
 	wakefd int
 	woken  atomic.Bool
@@ -75,7 +78,7 @@ type reactor struct {
 	done     chan struct{}
 }
 
-func newReactor(l *Loop) (*reactor, error) {
+func newReactor(l *Loop, onThread bool) (*reactor, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -91,13 +94,19 @@ func newReactor(l *Loop) (*reactor, error) {
 		unix.Close(wakefd)
 		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
 	}
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		unix.Close(wakefd)
-		return nil, fmt.Errorf("epoll fd non-blocking: %w", err)
+	var epFile *os.File
+	if !onThread {
+		if err := unix.SetNonblock(epfd, true); err != nil {
+			unix.Close(epfd)
+			unix.Close(wakefd)
+			return nil, fmt.Errorf("epoll fd non-blocking: %w", err)
+		}
+		// Non-blocking, so os.NewFile registers it with the runtime's
+		// poller. A reactor on its own thread must not be registered
+		// there: every new readiness in its set would wake a thread
+		// sleeping in the runtime's poller for nothing.
+		epFile = os.NewFile(uintptr(epfd), "reactor-epoll")
 	}
-	// Non-blocking, so os.NewFile registers it with the runtime's poller.
-	epFile := os.NewFile(uintptr(epfd), "reactor-epoll")
 	chunk := readChunk
 	if mb := l.cfg.MaxBufferedBytes; mb > 0 && mb < int64(chunk) {
 		chunk = int(mb)
@@ -105,6 +114,7 @@ func newReactor(l *Loop) (*reactor, error) {
 	r := &reactor{
 		l:         l,
 		epfd:      epfd,
+		onThread:  onThread,
 		epFile:    epFile,
 		wakefd:    wakefd,
 		scratch:   make([]byte, chunk),
@@ -133,21 +143,97 @@ func (r *reactor) post(f func()) {
 	}
 }
 
-// run serves the reactor until it is stopped. It takes ready events
-// without waiting (pollEvents) for as long as there may be more (yielding
-// the processor between batches when it is the only one, so that
-// handshakes move on), and parks in Go's poller, on the epoll descriptor
-// itself, when there are none: every new readiness in the set makes the
-// epoll descriptor readable.
-// Blocking in epoll_wait instead would hold the processor in a system call
-// that sysmon has to take it back from, every time the reactor idles.
+// run serves the reactor until it is stopped.
 func (r *reactor) run() {
 	defer close(r.done)
 	events := make([]unix.EpollEvent, maxEvents)
+	if r.onThread {
+		r.serveOnThread(events)
+	} else {
+		r.serveParked(events)
+	}
+	r.shutdown()
+}
+
+// busyWaitMillis bounds a wait in which a reactor on its own thread holds
+// its P: a reactor that found nothing for this long waits as a system call
+// from then on (see serveOnThread). Traffic pauses for a few milliseconds
+// all the time; at 2 ms, switching between the two cost a tenth of the CPU
+// per message at 20,000 messages/s, at 20 ms nothing measurable.
+const busyWaitMillis = 20
+
+// serveOnThread waits for readiness in epoll_wait itself, the way an event
+// loop in C does: a wake-up costs the kernel's wake of this thread and
+// nothing in Go's scheduler. It is chosen when GOMAXPROCS leaves a P for
+// the rest of the process besides the reactors (cmd/wsgate raises
+// GOMAXPROCS for that); see bench/RESULTS.md for what it saves.
+//
+// While busy, the wait is a raw system call, so the runtime believes the
+// reactor is running and leaves it its P: no sysmon hand-off, no
+// reacquiring a P after each wait. Such a wait is bounded by busyWaitMillis
+// so that an oversubscribed process gets the P back soon, and the runtime
+// interrupts it with a signal (EINTR) when it stops the world or preempts
+// the reactor; the reactor then yields. A reactor that found nothing for
+// busyWaitMillis waits as an ordinary system call until the next tick: the
+// runtime may lend its P out, and sysmon and the thread can sleep, so an
+// idle proxy wakes as seldom as one that parks.
+func (r *reactor) serveOnThread(events []unix.EpollEvent) {
+	busy := true
+	for !r.stopping {
+		wait := int((r.lastTick + tickEvery - r.now + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+		var n int
+		var e unix.Errno
+		// Input left by a full read needs no poll of its own here, as it
+		// does when parked: the set is level-triggered, so a wait returns
+		// at once while any is left.
+		polled := wait <= 0
+		switch {
+		case polled:
+			n, e = pollEvents(r.epfd, events)
+		case busy:
+			n, e = waitEventsHeld(r.epfd, events, min(wait, busyWaitMillis))
+		default:
+			n, e = waitEvents(r.epfd, events, wait)
+		}
+		switch e {
+		case 0:
+		case unix.EINTR:
+			runtime.Gosched()
+		default:
+			// Not expected while the descriptor is open; do not spin on it.
+			r.l.log.Error("reactor wait", "err", fmt.Errorf("epoll_wait: %w", e).Error())
+			time.Sleep(10 * time.Millisecond)
+		}
+		r.now = time.Now().UnixNano()
+		if n > 0 {
+			busy = true
+		} else if e == 0 && !polled {
+			busy = false // a whole wait went by with nothing
+		}
+		r.more = n == len(events)
+		for i := range n {
+			r.dispatch(&events[i])
+		}
+		r.runCommands()
+		if r.now-r.lastTick >= tickEvery {
+			r.lastTick = r.now
+			r.tick()
+		}
+	}
+}
+
+// serveParked takes ready events without waiting (pollEvents) for as long
+// as there may be more (yielding the processor between batches when it is
+// the only one, so that handshakes move on), and parks in Go's poller, on
+// the epoll descriptor itself, when there are none: every new readiness in
+// the set makes the epoll descriptor readable. It is chosen when the
+// reactors have no P of their own to block in epoll_wait with: a blocked
+// system call would hold the processor until sysmon takes it back, every
+// time the reactor idles.
+func (r *reactor) serveParked(events []unix.EpollEvent) {
 	rc, err := r.epFile.SyscallConn()
 	if err != nil {
 		r.l.log.Error("reactor cannot wait on its epoll descriptor", "err", err.Error())
-		r.shutdown()
 		return
 	}
 	// With a single P, handshakes on the same core get it only when the
@@ -200,7 +286,6 @@ func (r *reactor) run() {
 		}
 		r.runCommands()
 		if r.stopping {
-			r.shutdown()
 			return
 		}
 		if r.now-r.lastTick >= tickEvery {
@@ -410,9 +495,20 @@ func (r *reactor) shutdown() {
 	r.mu.Lock()
 	r.closed = true
 	r.cmds = nil
-	r.epFile.Close() // epfd
-	unix.Close(r.wakefd)
+	r.closeDescriptors()
 	r.mu.Unlock()
+}
+
+// closeDescriptors closes the epoll and event descriptors. A registered
+// epoll descriptor is closed through its os.File, whose finalizer would
+// otherwise close the number again later, by then maybe another socket's.
+func (r *reactor) closeDescriptors() {
+	if r.epFile != nil {
+		r.epFile.Close()
+	} else {
+		unix.Close(r.epfd)
+	}
+	unix.Close(r.wakefd)
 }
 
 // each runs fn on every session of the reactor, on its goroutine.

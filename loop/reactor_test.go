@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"log/slog"
 	"os"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,20 +13,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestReactorWakesFromPark: a reactor with nothing to do parks in Go's
-// poller on its epoll descriptor; a frame arriving then must wake it at
-// once, not at the next tick of the timers (tickEvery), which is when a
-// lost wake-up would be noticed. Each echo round trip below needs two
-// wake-ups of a parked reactor; were they lost, 40 round trips would take
-// about 40 ticks (10 s) instead of milliseconds.
-func TestReactorWakesFromPark(t *testing.T) {
-	_, client, backend := runningSession(t, Config{Reactors: 1})
+// eachWait runs test once for a reactor that parks in Go's poller and once
+// for one that waits in epoll_wait on its own thread.
+func eachWait(t *testing.T, test func(t *testing.T, wait waitMode)) {
+	t.Run("parked", func(t *testing.T) { test(t, waitParked) })
+	t.Run("thread", func(t *testing.T) { test(t, waitThread) })
+}
 
-	const trips = 40
-	start := time.Now()
+// TestReactorWakes: a reactor with nothing to do parks in Go's poller on
+// its epoll descriptor, or waits in epoll_wait as a system call; a frame
+// arriving then must wake it at once, not at the next tick of the timers
+// (tickEvery), which is when a lost wake-up would be noticed. Each echo
+// round trip below needs two wake-ups of an idle reactor (the sleeps let
+// it go idle: on a thread, past busyWaitMillis); were they lost, 40 round
+// trips would take about 40 ticks (10 s) instead of a fraction of one.
+func TestReactorWakes(t *testing.T) { eachWait(t, testReactorWakes) }
+
+func testReactorWakes(t *testing.T, wait waitMode) {
+	_, client, backend := runningSession(t, Config{Reactors: 1, wait: wait})
+
+	const trips = 20
+	var waited time.Duration // in the reads, not in the sleeps
 	for i := range trips {
-		time.Sleep(time.Millisecond) // let the reactor park
+		// A reactor on a thread waits holding its P for busyWaitMillis, as
+		// a system call after that: let it reach each on alternate trips.
+		idle := time.Millisecond
+		if i%2 == 1 {
+			idle = busyWaitMillis * time.Millisecond * 3 / 2
+		}
 		payload := []byte{byte(i), 'p', 'i', 'n', 'g'}
+		time.Sleep(idle)
+		start := time.Now()
 		if _, err := client.Write(maskedFrame(ws.OpBinary, true, payload)); err != nil {
 			t.Fatal(err)
 		}
@@ -32,11 +51,13 @@ func TestReactorWakesFromPark(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round trip %d: backend read: %v", i, err)
 		}
+		waited += time.Since(start)
 		ws.Cipher(f.Payload, f.Header.Mask, 0)
 		if !bytes.Equal(f.Payload, payload) {
 			t.Fatalf("round trip %d: backend got %q, want %q", i, f.Payload, payload)
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(idle)
+		start = time.Now()
 		if err := ws.WriteFrame(backend, ws.NewBinaryFrame(payload)); err != nil {
 			t.Fatal(err)
 		}
@@ -44,14 +65,15 @@ func TestReactorWakesFromPark(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round trip %d: client read: %v", i, err)
 		}
+		waited += time.Since(start)
 		if !bytes.Equal(f.Payload, payload) {
 			t.Fatalf("round trip %d: client got %q, want %q", i, f.Payload, payload)
 		}
 	}
 	// A quarter of what lost wake-ups would cost: generous for a loaded
 	// machine, far short of trips ticks.
-	if took, limit := time.Since(start), time.Duration(trips*tickEvery/4); took > limit {
-		t.Fatalf("%d round trips took %v (limit %v): the parked reactor was woken by its tick, not by the events", trips, took, limit)
+	if limit := time.Duration(trips * tickEvery / 4); waited > limit {
+		t.Fatalf("%d round trips waited %v for the relay (limit %v): the idle reactor was woken by its tick, not by the events", trips, waited, limit)
 	}
 }
 
@@ -61,8 +83,10 @@ func TestReactorWakesFromPark(t *testing.T) {
 // rather than park. Each message below is three reads' worth, all in the
 // client socket's queue before the reactor reads; were the rest left to
 // the timers' tick, each would take two ticks (500 ms).
-func TestReactorReadsOnAfterFullRead(t *testing.T) {
-	r, client, backend := runningSession(t, Config{Reactors: 1, MaxMessageBytes: 1 << 20})
+func TestReactorReadsOnAfterFullRead(t *testing.T) { eachWait(t, testReactorReadsOnAfterFullRead) }
+
+func testReactorReadsOnAfterFullRead(t *testing.T, wait waitMode) {
+	r, client, backend := runningSession(t, Config{Reactors: 1, MaxMessageBytes: 1 << 20, wait: wait})
 	// Room for a whole message in the client's queue: the write returns
 	// before the reactor has read anything, and nothing arrives after.
 	if err := unix.SetsockoptInt(int(client.Fd()), unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20); err != nil {
@@ -88,6 +112,96 @@ func TestReactorReadsOnAfterFullRead(t *testing.T) {
 	}
 	if took, limit := time.Since(start), time.Duration(trips*tickEvery/4); took > limit {
 		t.Fatalf("%d messages of %d bytes took %v (limit %v): the reactor parked with input left", trips, len(payload), took, limit)
+	}
+}
+
+// TestReactorOnThreadLetsTheWorldStop: a reactor on its own thread holds
+// its P in epoll_wait while busy, where the runtime cannot stop it; it must
+// still give way to every stop of the world (its signal interrupts the
+// wait) and keep relaying across garbage collections. Were it deaf to
+// them, the collections below would wait for its timeouts or hang.
+func TestReactorOnThreadLetsTheWorldStop(t *testing.T) {
+	r, client, backend := runningSession(t, Config{Reactors: 1, wait: waitThread})
+	if !r.onThread {
+		t.Fatal("the reactor is not on its own thread")
+	}
+	var collections atomic.Int64
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			runtime.GC()
+			collections.Add(1)
+		}
+	}()
+	// Until enough collections ran during the relay (each stops the world
+	// twice); bounded, in case the collector never gets through.
+	const wantCollections, maxTrips = 50, 200_000
+	i := 0
+	for ; collections.Load() < wantCollections && i < maxTrips; i++ {
+		payload := []byte{byte(i), byte(i >> 8), 'g', 'c'}
+		if _, err := client.Write(maskedFrame(ws.OpBinary, true, payload)); err != nil {
+			t.Fatal(err)
+		}
+		f, err := ws.ReadFrame(backend)
+		if err != nil {
+			t.Fatalf("round trip %d: backend read: %v", i, err)
+		}
+		ws.Cipher(f.Payload, f.Header.Mask, 0)
+		if !bytes.Equal(f.Payload, payload) {
+			t.Fatalf("round trip %d: backend got %q, want %q", i, f.Payload, payload)
+		}
+		if err := ws.WriteFrame(backend, ws.NewBinaryFrame(payload)); err != nil {
+			t.Fatal(err)
+		}
+		if f, err = ws.ReadFrame(client); err != nil || !bytes.Equal(f.Payload, payload) {
+			t.Fatalf("round trip %d: client got %q, %v; want %q", i, f.Payload, err, payload)
+		}
+	}
+	if n := collections.Load(); n < wantCollections {
+		t.Fatalf("%d collections completed during %d round trips, want %d", n, i, wantCollections)
+	}
+
+	// Idle, the reactor waits as a system call, where the world stops
+	// without it. Were it to hold its P deaf to the runtime until its tick,
+	// each collection would wait up to a tick: 50 of them 12 s, 20 times
+	// the bound below.
+	time.Sleep(10 * busyWaitMillis * time.Millisecond)
+	start, base := time.Now(), collections.Load()
+	for collections.Load() < base+wantCollections {
+		time.Sleep(time.Millisecond)
+	}
+	if took, limit := time.Since(start), time.Duration(wantCollections*tickEvery/20); took > limit {
+		t.Fatalf("%d collections beside an idle reactor took %v (limit %v)", wantCollections, took, limit)
+	}
+}
+
+// TestReactorWaitChoice: reactors wait on threads of their own only when
+// GOMAXPROCS leaves a P for the rest of the process.
+func TestReactorWaitChoice(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	for _, tc := range []struct {
+		reactors int
+		onThread bool
+	}{{procs, false}, {procs + 1, false}, {max(procs-1, 1), procs > 1}} {
+		l, err := New(Config{Reactors: tc.reactors}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range l.reactors {
+			if r.onThread != tc.onThread {
+				t.Errorf("GOMAXPROCS %d, %d reactors: on a thread = %v, want %v", procs, tc.reactors, r.onThread, tc.onThread)
+			}
+		}
+		l.Close()
+	}
+	if got, want := ReactorThreads(2, 2), 5; got != want {
+		t.Errorf("ReactorThreads(2, 2) = %d, want %d", got, want)
 	}
 }
 

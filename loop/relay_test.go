@@ -53,13 +53,11 @@ type relayFixture struct {
 func newRelayFixture(t *testing.T, drainBackend bool) *relayFixture {
 	t.Helper()
 	l := testLoop(t)
-	r, err := newReactor(l)
+	r, err := newReactor(l, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Through its os.File: closing epfd under it would leave the File's
-	// finalizer to close the number again, by then maybe another socket's.
-	t.Cleanup(func() { r.epFile.Close(); unix.Close(r.wakefd) })
+	t.Cleanup(r.closeDescriptors)
 	s := &Session{loop: l, r: r, start: time.Now()}
 	s.initPeers()
 	cfd, cf := socketPair(t)

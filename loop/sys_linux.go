@@ -40,6 +40,27 @@ func pollEvents(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
 	return int(n), 0
 }
 
+// waitEventsHeld waits up to ms milliseconds for events, keeping the P:
+// the runtime sees a running goroutine. Only for a reactor on a P of its
+// own, and only briefly; a signal from the runtime ends it with EINTR.
+func waitEventsHeld(epfd int, events []unix.EpollEvent, ms int) (int, unix.Errno) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(ms), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), 0
+}
+
+// waitEvents waits up to ms milliseconds for events as an ordinary system
+// call, so the runtime may lend the P out meanwhile.
+func waitEvents(epfd int, events []unix.EpollEvent, ms int) (int, unix.Errno) {
+	n, _, e := unix.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(ms), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), 0
+}
+
 func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) unix.Errno {
 	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
 	return e

@@ -21,6 +21,10 @@ func (s *Server) Reload(path string) (notes []string, err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	old := s.cfg.Load()
+	if cfg.Server.Reactors == 0 {
+		// "One per core": what the running loop started with.
+		cfg.Server.Reactors = s.loop.Config().Reactors
+	}
 	if cfg.Server != old.Server {
 		notes = append(notes, "[server] changes take effect at the next restart")
 	}

@@ -57,6 +57,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		MaxBufferedBytes: sc.MaxBufferedBytes,
 		MaxBufferedTotal: sc.MaxBufferedTotal,
 		BufferSize:       netpollBufferSize,
+		Reactors:         sc.Reactors,
 	}, log)
 	if err != nil {
 		return nil, err

@@ -79,12 +79,7 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (*config.Config, in
 
 func serve(cfg *config.Config, stderr io.Writer) int {
 	log := newLogger(cfg.Server, stderr)
-	// GOMAXPROCS stays the runtime's choice (cores, or the cgroup's CPU
-	// limit). One P more was tried, for netpoll's poller, which waits in
-	// epoll_wait holding a P: on a single core it let handshakes go on
-	// while the poller waited (7,000 against 4,300 upgrades/s at full
-	// load), but it cost 5–25% more CPU per relayed message, and 35–50%
-	// more under a CPU quota (bench/RESULTS.md).
+	sizeProcessors(cfg, log)
 	srv, err := proxy.New(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)

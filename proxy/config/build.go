@@ -26,6 +26,7 @@ const (
 	// more than 1 MiB only lets a client pin memory before the handshake.
 	minMaxHeaderBytes     = 1 << 10
 	maxMaxHeaderBytes     = 1 << 20
+	maxReactors           = 1024
 	defaultMaxMessage     = 16 << 20
 	defaultMaxBuffered    = 1 << 20
 	minMaxBuffered        = 64 << 10
@@ -98,6 +99,7 @@ func (c *checker) server(r *rawServer) Server {
 		MaxBufferedBytes: c.size("server.max_buffered_bytes", r.MaxBufferedBytes, defaultMaxBuffered),
 		LogLevel:         c.oneOf("server.log_level", r.LogLevel, defaultLogLevel, "debug", "info", "warn", "error"),
 		LogFormat:        c.oneOf("server.log_format", r.LogFormat, defaultLogFormat, "text", "json"),
+		Reactors:         int(c.integer("server.reactors", r.Reactors, 0, 0, maxReactors)),
 	}
 
 	listenErr := checkListen(s.Listen)

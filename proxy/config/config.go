@@ -40,6 +40,9 @@ type Server struct {
 	MaxBufferedTotal int64  `toml:"max_buffered_total"`
 	LogLevel         string `toml:"log_level"`  // debug, info, warn or error
 	LogFormat        string `toml:"log_format"` // text or json
+	// Reactors is the number of relay threads; 0: one per core wsgate
+	// may use.
+	Reactors int `toml:"reactors"`
 }
 
 // Node holds the [node] table: where this proxy runs. Empty location

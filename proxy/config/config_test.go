@@ -196,6 +196,7 @@ max_buffered_bytes = "1.5MiB"
 max_buffered_total = "2 GiB"
 log_level = "debug"
 log_format = "json"
+reactors = 3
 
 [[route]]
 host = "Chat.Example.COM"
@@ -221,7 +222,7 @@ backend = [{ address = "[::1]:9000", weight = 1 }, { address = "h:1", weight = 1
 		s.IdleTimeout != 0 || s.PingInterval != 90*time.Minute || s.PingTimeout != time.Second ||
 		s.DrainTimeout != 0 || s.MaxHeaderBytes != 1024 || s.MaxMessageBytes != 0 ||
 		s.MaxBufferedBytes != 1572864 || s.MaxBufferedTotal != 2<<30 ||
-		s.LogLevel != "debug" || s.LogFormat != "json" {
+		s.LogLevel != "debug" || s.LogFormat != "json" || s.Reactors != 3 {
 		t.Errorf("server: %+v", s)
 	}
 	wantRoutes := []Route{{"chat.example.com", "/ws/", "p"}, {"[::1]", "/", "p"}, {"10.1.2.3", "/", "p"}}
@@ -365,6 +366,10 @@ func TestErrors(t *testing.T) {
 			[]string{"t.toml:2: server.max_message_bytes: must not be negative"}},
 		{"float size", "[server]\nmax_message_bytes = 1e6\n" + tail,
 			[]string{`t.toml:2: server.max_message_bytes: must be a number of bytes or a string such as "16MiB", not a float`}},
+		{"reactors out of range", "[server]\nreactors = -1\n" + tail,
+			[]string{"t.toml:2: server.reactors: -1 is out of range: must be 0 to 1024"}},
+		{"reactors not an integer", "[server]\nreactors = \"2\"\n" + tail,
+			[]string{"t.toml:2: server.reactors: must be an integer, not a string"}},
 		{"header limit too small", "[server]\nmax_header_bytes = 100\n" + tail,
 			[]string{"t.toml:2: server.max_header_bytes: 100 bytes is out of range: must be 1KiB to 1MiB"}},
 		{"header limit too large", "[server]\nmax_header_bytes = \"2MiB\"\n" + tail,

@@ -39,6 +39,7 @@ type rawServer struct {
 	MaxBufferedTotal any `toml:"max_buffered_total"`
 	LogLevel         any `toml:"log_level"`
 	LogFormat        any `toml:"log_format"`
+	Reactors         any `toml:"reactors"`
 }
 
 type rawRoute struct {
