@@ -39,8 +39,11 @@
 // readiness in its set makes readable), after taking ready events with a
 // zero-timeout epoll_wait for as long as there may be more. Waiting in
 // epoll_wait on its own P took about a tenth off the CPU per relayed
-// message at 20,000 messages/s and did not cost handshakes
-// (bench/RESULTS.md). The "one more" P is for netpoll's poller, which also
+// message at 20,000 messages/s; throughput and handshakes stayed within
+// the host's noise; server push in bursts (fan-out) cost about a tenth
+// more, because a reactor that sleeps the moment its set is empty sleeps
+// and wakes more often inside a burst than one that passes through Go's
+// scheduler first (bench/RESULTS.md). The "one more" P is for netpoll's poller, which also
 // waits in epoll_wait as a system call: with no idle P, sysmon takes its P
 // back after 20 µs and then polls every 20 µs while handshakes come and go.
 // (One P more than cores without the reactors on their own P cost every
