@@ -44,31 +44,12 @@ func testReactorWakes(t *testing.T, wait waitMode) {
 		payload := []byte{byte(i), 'p', 'i', 'n', 'g'}
 		time.Sleep(idle)
 		start := time.Now()
-		if _, err := client.Write(maskedFrame(ws.OpBinary, true, payload)); err != nil {
-			t.Fatal(err)
-		}
-		f, err := ws.ReadFrame(backend)
-		if err != nil {
-			t.Fatalf("round trip %d: backend read: %v", i, err)
-		}
+		toBackend(t, i, client, backend, payload)
 		waited += time.Since(start)
-		ws.Cipher(f.Payload, f.Header.Mask, 0)
-		if !bytes.Equal(f.Payload, payload) {
-			t.Fatalf("round trip %d: backend got %q, want %q", i, f.Payload, payload)
-		}
 		time.Sleep(idle)
 		start = time.Now()
-		if err := ws.WriteFrame(backend, ws.NewBinaryFrame(payload)); err != nil {
-			t.Fatal(err)
-		}
-		f, err = ws.ReadFrame(client)
-		if err != nil {
-			t.Fatalf("round trip %d: client read: %v", i, err)
-		}
+		toClient(t, i, backend, client, payload)
 		waited += time.Since(start)
-		if !bytes.Equal(f.Payload, payload) {
-			t.Fatalf("round trip %d: client got %q, want %q", i, f.Payload, payload)
-		}
 	}
 	// A quarter of what lost wake-ups would cost: generous for a loaded
 	// machine, far short of trips ticks.
@@ -145,23 +126,8 @@ func TestReactorOnThreadLetsTheWorldStop(t *testing.T) {
 	i := 0
 	for ; collections.Load() < wantCollections && i < maxTrips; i++ {
 		payload := []byte{byte(i), byte(i >> 8), 'g', 'c'}
-		if _, err := client.Write(maskedFrame(ws.OpBinary, true, payload)); err != nil {
-			t.Fatal(err)
-		}
-		f, err := ws.ReadFrame(backend)
-		if err != nil {
-			t.Fatalf("round trip %d: backend read: %v", i, err)
-		}
-		ws.Cipher(f.Payload, f.Header.Mask, 0)
-		if !bytes.Equal(f.Payload, payload) {
-			t.Fatalf("round trip %d: backend got %q, want %q", i, f.Payload, payload)
-		}
-		if err := ws.WriteFrame(backend, ws.NewBinaryFrame(payload)); err != nil {
-			t.Fatal(err)
-		}
-		if f, err = ws.ReadFrame(client); err != nil || !bytes.Equal(f.Payload, payload) {
-			t.Fatalf("round trip %d: client got %q, %v; want %q", i, f.Payload, err, payload)
-		}
+		toBackend(t, i, client, backend, payload)
+		toClient(t, i, backend, client, payload)
 	}
 	if n := collections.Load(); n < wantCollections {
 		t.Fatalf("%d collections completed during %d round trips, want %d", n, i, wantCollections)
@@ -202,6 +168,39 @@ func TestReactorWaitChoice(t *testing.T) {
 	}
 	if got, want := ReactorThreads(2, 2), 5; got != want {
 		t.Errorf("ReactorThreads(2, 2) = %d, want %d", got, want)
+	}
+}
+
+// toBackend sends payload from the client's end and checks that the
+// backend's end receives it, unmasked. trip numbers the failure.
+func toBackend(t *testing.T, trip int, client, backend *os.File, payload []byte) {
+	t.Helper()
+	if _, err := client.Write(maskedFrame(ws.OpBinary, true, payload)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ws.ReadFrame(backend)
+	if err != nil {
+		t.Fatalf("round trip %d: backend read: %v", trip, err)
+	}
+	ws.Cipher(f.Payload, f.Header.Mask, 0)
+	if !bytes.Equal(f.Payload, payload) {
+		t.Fatalf("round trip %d: backend got %q, want %q", trip, f.Payload, payload)
+	}
+}
+
+// toClient sends payload from the backend's end and checks that the
+// client's end receives it.
+func toClient(t *testing.T, trip int, backend, client *os.File, payload []byte) {
+	t.Helper()
+	if err := ws.WriteFrame(backend, ws.NewBinaryFrame(payload)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ws.ReadFrame(client)
+	if err != nil {
+		t.Fatalf("round trip %d: client read: %v", trip, err)
+	}
+	if !bytes.Equal(f.Payload, payload) {
+		t.Fatalf("round trip %d: client got %q, want %q", trip, f.Payload, payload)
 	}
 }
 
