@@ -43,9 +43,10 @@
 // the host's noise; server push in bursts (fan-out) cost about a tenth
 // more, because a reactor that sleeps the moment its set is empty sleeps
 // and wakes more often inside a burst than one that passes through Go's
-// scheduler first (bench/RESULTS.md). The "one more" P is for netpoll's poller, which also
-// waits in epoll_wait as a system call: with no idle P, sysmon takes its P
-// back after 20 µs and then polls every 20 µs while handshakes come and go.
+// scheduler first (bench/RESULTS.md). The "one more" P is for netpoll's
+// poller, which also waits in epoll_wait as a system call: with no idle P,
+// sysmon takes its P back after 20 µs and then polls every 20 µs while
+// handshakes come and go.
 // (One P more than cores without the reactors on their own P cost every
 // relayed message 5–25% more, 35–50% under a CPU quota: the parked reactor
 // and the spare P's spinning thread then woke each other.)

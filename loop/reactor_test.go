@@ -2,6 +2,7 @@ package loop
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"os"
 	"runtime"
@@ -79,17 +80,7 @@ func testReactorReadsOnAfterFullRead(t *testing.T, wait waitMode) {
 	start := time.Now()
 	for i := range trips {
 		time.Sleep(time.Millisecond) // let the reactor park
-		if _, err := client.Write(maskedFrame(ws.OpBinary, true, payload)); err != nil {
-			t.Fatal(err)
-		}
-		f, err := ws.ReadFrame(backend)
-		if err != nil {
-			t.Fatalf("message %d: backend read: %v", i, err)
-		}
-		ws.Cipher(f.Payload, f.Header.Mask, 0)
-		if !bytes.Equal(f.Payload, payload) {
-			t.Fatalf("message %d: backend got %d bytes, not the %d sent", i, len(f.Payload), len(payload))
-		}
+		toBackend(t, i, client, backend, payload)
 	}
 	if took, limit := time.Since(start), time.Duration(trips*tickEvery/4); took > limit {
 		t.Fatalf("%d messages of %d bytes took %v (limit %v): the reactor parked with input left", trips, len(payload), took, limit)
@@ -184,7 +175,7 @@ func toBackend(t *testing.T, trip int, client, backend *os.File, payload []byte)
 	}
 	ws.Cipher(f.Payload, f.Header.Mask, 0)
 	if !bytes.Equal(f.Payload, payload) {
-		t.Fatalf("round trip %d: backend got %q, want %q", trip, f.Payload, payload)
+		t.Fatalf("round trip %d: backend got %s, want %s", trip, abbrev(f.Payload), abbrev(payload))
 	}
 }
 
@@ -200,8 +191,16 @@ func toClient(t *testing.T, trip int, backend, client *os.File, payload []byte) 
 		t.Fatalf("round trip %d: client read: %v", trip, err)
 	}
 	if !bytes.Equal(f.Payload, payload) {
-		t.Fatalf("round trip %d: client got %q, want %q", trip, f.Payload, payload)
+		t.Fatalf("round trip %d: client got %s, want %s", trip, abbrev(f.Payload), abbrev(payload))
 	}
+}
+
+// abbrev shows a payload, or only its length when it is long.
+func abbrev(p []byte) string {
+	if len(p) > 64 {
+		return fmt.Sprintf("%d bytes", len(p))
+	}
+	return fmt.Sprintf("%q", p)
 }
 
 // runningSession starts a loop with one running reactor and a session on it

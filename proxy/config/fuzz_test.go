@@ -60,7 +60,7 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		s.PingTimeout < 0 || (s.PingInterval > 0 && s.PingTimeout == 0) || s.DrainTimeout < 0 ||
 		s.MaxHeaderBytes < minMaxHeaderBytes || s.MaxHeaderBytes > maxMaxHeaderBytes ||
 		s.MaxMessageBytes < 0 || s.MaxBufferedBytes < minMaxBuffered ||
-		s.MaxBufferedTotal < s.MaxBufferedBytes {
+		s.MaxBufferedTotal < s.MaxBufferedBytes || s.Reactors < 0 || s.Reactors > maxReactors {
 		t.Errorf("server out of range: %+v", s)
 	}
 	if checkListen(s.Listen) != nil || (s.AdminListen != "" && checkListen(s.AdminListen) != nil) {
