@@ -409,6 +409,12 @@ func TestPush(t *testing.T) {
 			break
 		}
 	}
+	// The pusher counts a message after its write returns, so the client
+	// may hold the third push before the count moves: wait for it.
+	deadline := time.Now().Add(2 * time.Second)
+	for srv.Stats().Pushed < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if st := srv.Stats(); st.Pushed < 3 || st.Upgraded != 1 {
 		t.Fatalf("stats %+v", st)
 	}
