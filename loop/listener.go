@@ -2,195 +2,339 @@ package loop
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cloudwego/netpoll"
+	"golang.org/x/sys/unix"
 )
 
 // Handshaker serves the HTTP upgrade of a new client connection. It runs on
-// the connection's own OnRequest goroutine when the first bytes arrive, owns
-// the connection until it returns, and may block until c.Deadline(). It ends
-// either by calling c.Upgrade, after which the connection relays frames, or
-// by answering with an HTTP error and returning; a connection that was not
-// upgraded is closed when ServeHandshake returns.
+// a goroutine of its own, started when the client's first bytes arrive,
+// owns the connection until it returns, and may block until c.Deadline().
+// It ends either by calling c.Upgrade, after which the connection relays
+// frames, or by answering with an HTTP error and returning; a connection
+// that was not upgraded is closed when ServeHandshake returns.
 type Handshaker interface {
 	ServeHandshake(c *ClientConn)
 }
 
 const (
-	ccNew int32 = iota
-	ccHandshake
-	ccHandoff // upgraded: the close callback hands the socket to a reactor
-	ccRelay
+	ccNew       int32 = iota // accepted, nothing received: the reactor's
+	ccHandshake              // the handshake's goroutine owns it
+	ccRelay                  // upgraded: the session's
 	ccClosed
 )
 
-// ClientConn is an accepted client connection.
+// ClientConn is an accepted client connection in its handshake. The reactor
+// that accepted it watches its socket and wakes the handshake's goroutine,
+// which reads and writes the socket itself (Fill, Write).
 type ClientConn struct {
-	conn     netpoll.Connection
-	loop     *Loop
+	hsSocket
+	ln       *Listener
 	state    atomic.Int32
 	deadline time.Time
-	timer    *time.Timer
-	sess     atomic.Pointer[Session]
+	remote   netip.AddrPort
+	addr     net.Addr // remote as a net.Addr, made when first asked
+	freshIdx int      // in the reactor's list of clients that sent nothing yet
 }
-
-// Conn is the client's netpoll connection, for the handshake to read and
-// write while it owns it.
-func (c *ClientConn) Conn() netpoll.Connection { return c.conn }
 
 // Deadline is when the handshake must be done.
 func (c *ClientConn) Deadline() time.Time { return c.deadline }
 
-// RemoteAddr is the client's address.
-func (c *ClientConn) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
+// RemoteAddrPort is the client's address.
+func (c *ClientConn) RemoteAddrPort() netip.AddrPort { return c.remote }
 
-// Listener accepts client connections on one address.
+// RemoteAddr is the client's address as a net.Addr.
+func (c *ClientConn) RemoteAddr() net.Addr {
+	if c.addr == nil {
+		c.addr = net.TCPAddrFromAddrPort(c.remote)
+	}
+	return c.addr
+}
+
+// Fill reads more of what the client sends, waiting until the handshake's
+// deadline (os.ErrDeadlineExceeded) for it; io.EOF when the client has
+// closed its side. The buffer starts at 4 KiB and grows up to limit bytes.
+func (c *ClientConn) Fill(limit int) error {
+	if err := c.fill(c.deadline, limit, false); err != nil {
+		if err == io.EOF || errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		return fmt.Errorf("read from client: %w", err)
+	}
+	return nil
+}
+
+// Write sends p to the client before the handshake's deadline.
+func (c *ClientConn) Write(p []byte) error {
+	if err := c.write(p, c.deadline, hsEvents); err != nil {
+		return fmt.Errorf("write to client: %w", err)
+	}
+	return nil
+}
+
+// Alive reports whether the client still has its side of the connection
+// open. It asks the kernel, so it costs a system call.
+func (c *ClientConn) Alive() bool { return !c.peerGone(false) }
+
+// onEdge runs on the accepting reactor for each edge of the client's
+// socket. The first edge with input starts the handshake on a goroutine of
+// its own, as late as possible: a client that connects and says nothing
+// costs no goroutine, only its place in the reactor's fresh list.
+func (c *ClientConn) onEdge(events uint32) {
+	switch c.state.Load() {
+	case ccNew:
+		c.r.fresh.remove(c)
+		if events&unix.EPOLLIN == 0 {
+			// Failed or hung up without a byte.
+			c.state.Store(ccClosed)
+			c.release()
+			return
+		}
+		c.state.Store(ccHandshake)
+		go c.ln.serve(c)
+	case ccHandshake:
+		c.signal()
+	}
+}
+
+// release takes the socket out of the reactor's watch and closes it.
+func (c *ClientConn) release() {
+	c.r.unwatch(c.fd, c)
+	rawClose(c.fd)
+	c.putInput()
+}
+
+// discardInput reads what the client sent and nobody will read, so that
+// closing the socket sends a FIN behind the answer, not a reset that could
+// overtake it.
+func (c *ClientConn) discardInput() {
+	var buf [2048]byte
+	for range 32 {
+		n, e := rawRead(c.fd, buf[:])
+		if n <= 0 && e != unix.EINTR {
+			return
+		}
+	}
+}
+
+// Upgrade switches c and up to frame relay. The handshake calls it after it
+// has received the backend's 101 and consumed both heads from the inputs;
+// bytes that follow them are the sessions' first frames. The session runs
+// on the reactor that has watched the backend's socket since its dial; the
+// client's socket joins it there.
+func (c *ClientConn) Upgrade(up *Upstream, p SessionParams) (*Session, error) {
+	l := c.ln.loop
+	s := &Session{loop: l, r: up.r, params: p, start: time.Now()}
+	s.initPeers()
+	l.stats.SessionsActive.Add(1)
+	c.state.Store(ccRelay)
+	leftover := c.takeInput()
+	c.r.unwatch(c.fd, c)
+	up.handOff(s)
+	if c.r != up.r {
+		// Accepted on another reactor: leave its set, so that only the
+		// session's reactor sees the socket from now on.
+		_ = rawEpollCtl(c.r.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+		s.adopt(SideClient, c.fd, leftover)
+	} else {
+		s.adoptWatched(SideClient, c.fd, leftover)
+	}
+	return s, nil
+}
+
+// Listener accepts client connections on one address. Its socket is in
+// every reactor's epoll set (EPOLLEXCLUSIVE when there are several, so that
+// one reactor wakes per new connection); the reactor that accepts a client
+// watches it through its handshake.
 type Listener struct {
-	loop *Loop
-	ln   netpoll.Listener
-	evl  netpoll.EventLoop
-	h    Handshaker
-	once sync.Once
-	done chan struct{}
+	loop    *Loop
+	fd      int
+	addr    net.Addr
+	h       Handshaker
+	watches []*acceptWatch
+
+	// mu: the accepting reactors hold it for reading while they accept;
+	// stopAccepting takes it to close the socket, so that no reactor
+	// accepts on a descriptor number that meanwhile names another socket.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // Addr is the address the listener accepts on.
-func (ln *Listener) Addr() net.Addr { return ln.ln.Addr() }
-
-type ctxKey struct{}
+func (ln *Listener) Addr() net.Addr { return ln.addr }
 
 // Listen accepts WebSocket clients on addr and hands each to h.
 func (l *Loop) Listen(addr string, h Handshaker) (*Listener, error) {
 	if l.isDraining() {
 		return nil, errDraining
 	}
-	npln, err := netpoll.CreateListener("tcp", addr)
+	fd, bound, err := openListener(addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
-	ln := &Listener{loop: l, ln: npln, h: h, done: make(chan struct{})}
-	evl, err := netpoll.NewEventLoop(ln.onRequest, netpoll.WithOnPrepare(ln.onPrepare))
-	if err != nil {
-		npln.Close()
-		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	ln := &Listener{loop: l, fd: fd, addr: bound, h: h}
+	events := uint32(unix.EPOLLIN)
+	if len(l.reactors) > 1 {
+		events |= unix.EPOLLEXCLUSIVE
 	}
-	ln.evl = evl
-	go func() {
-		defer close(ln.done)
-		if err := evl.Serve(npln); err != nil {
-			l.log.Debug("listener stopped", "addr", addr, "err", err)
+	for _, r := range l.reactors {
+		w := &acceptWatch{ln: ln, r: r, events: events}
+		if err := r.watch(fd, w, events); err != nil {
+			ln.stopAccepting()
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
 		}
-	}()
+		ln.watches = append(ln.watches, w)
+	}
 	l.mu.Lock()
 	l.listeners = append(l.listeners, ln)
 	l.mu.Unlock()
 	return ln, nil
 }
 
-// onPrepare runs on the poller for every accepted connection. The timer
-// closes a client that sends nothing at all: netpoll would never run its
-// OnRequest.
-func (ln *Listener) onPrepare(conn netpoll.Connection) context.Context {
-	c := &ClientConn{conn: conn, loop: ln.loop}
-	c.deadline = time.Now().Add(ln.loop.cfg.HandshakeTimeout)
-	c.timer = time.AfterFunc(ln.loop.cfg.HandshakeTimeout, func() {
-		if c.state.CompareAndSwap(ccNew, ccClosed) {
-			conn.Close()
-		}
-	})
-	conn.AddCloseCallback(c.onClosed)
-	return context.WithValue(context.Background(), ctxKey{}, c)
-}
-
-// onClosed runs once netpoll has let go of the connection: after an upgrade
-// it hands the socket to the session's reactor.
-func (c *ClientConn) onClosed(conn netpoll.Connection) error {
-	c.timer.Stop()
-	for {
-		switch st := c.state.Load(); st {
-		case ccHandoff:
-			if !c.state.CompareAndSwap(ccHandoff, ccRelay) {
-				continue
-			}
-			s := c.sess.Load()
-			fd, leftover, err := takeOver(conn)
-			if err != nil {
-				c.loop.log.Warn("hand over client connection", "err", err.Error())
-			}
-			s.adopt(SideClient, fd, leftover)
-			return nil
-		case ccRelay, ccClosed:
-			return nil
-		default:
-			if c.state.CompareAndSwap(st, ccClosed) {
-				return nil
-			}
-		}
-	}
-}
-
-func (ln *Listener) onRequest(ctx context.Context, conn netpoll.Connection) error {
-	c, _ := ctx.Value(ctxKey{}).(*ClientConn)
-	if c == nil {
-		return conn.Close()
-	}
-	if !c.state.CompareAndSwap(ccNew, ccHandshake) {
-		r := conn.Reader()
-		r.Skip(r.Len())
-		r.Release()
-		return nil
-	}
-	c.timer.Stop()
+// serve runs the handshake of c on its own goroutine.
+func (ln *Listener) serve(c *ClientConn) {
 	ln.h.ServeHandshake(c)
-	if c.sess.Load() != nil {
-		// Upgraded: the connection was closed on netpoll's side, and its
-		// close callback passes the socket on when this returns.
-		return nil
+	if c.state.Load() == ccRelay {
+		return
 	}
-	c.state.CompareAndSwap(ccHandshake, ccClosed)
-	r := conn.Reader()
-	r.Skip(r.Len())
-	r.Release()
-	return conn.Close()
+	c.state.Store(ccClosed)
+	c.discardInput()
+	c.release()
 }
 
-// stopAccepting closes the listening socket; sessions stay.
+// stopAccepting closes the listening socket; sessions and handshakes stay.
 func (ln *Listener) stopAccepting() {
-	ln.once.Do(func() { ln.ln.Close() })
-}
-
-// close stops the event loop once no session is left.
-func (ln *Listener) close() {
-	ln.stopAccepting()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = ln.evl.Shutdown(ctx)
-}
-
-// Upgrade switches c and up to frame relay. The handshake calls it after it
-// has relayed the backend's 101 and consumed both heads from the inputs;
-// bytes that follow them are the sessions' first frames. The session runs
-// on the reactor that has watched the backend's socket since its dial; the
-// client's socket moves there from netpoll.
-func (c *ClientConn) Upgrade(up *Upstream, p SessionParams) (*Session, error) {
-	l := c.loop
-	s := &Session{loop: l, r: up.r, params: p, start: time.Now()}
-	s.initPeers()
-	l.stats.SessionsActive.Add(1)
-	c.sess.Store(s)
-	up.handOff(s)
-	if c.state.CompareAndSwap(ccHandshake, ccHandoff) {
-		// Inside the handshake's OnRequest netpoll defers the close
-		// callback until that returns.
-		c.conn.Close()
-	} else {
-		// The client left during the handshake.
-		s.adopt(SideClient, -1, nil)
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if ln.closed {
+		return
 	}
-	return s, nil
+	ln.closed = true
+	for _, w := range ln.watches {
+		// A reactor already stopped has closed its set; nothing to undo.
+		_ = rawEpollCtl(w.r.epfd, unix.EPOLL_CTL_DEL, ln.fd, nil)
+		w.r.unwatch(ln.fd, w)
+	}
+	rawClose(ln.fd)
+}
+
+// acceptBatch bounds the connections one reactor accepts per readiness, so
+// that a burst of new clients does not hold up the sessions' relay; the
+// listening socket is level-triggered and reports the rest at once.
+const acceptBatch = 64
+
+// acceptWatch is a listener's socket in one reactor's set.
+type acceptWatch struct {
+	ln     *Listener
+	r      *reactor
+	events uint32
+	paused bool // out of the set for a tick: the process ran out of descriptors
+}
+
+// onEdge accepts what is pending, on the reactor.
+func (w *acceptWatch) onEdge(uint32) {
+	ln := w.ln
+	ln.mu.RLock()
+	defer ln.mu.RUnlock()
+	if ln.closed || w.paused {
+		return
+	}
+	r := w.r
+	timeout := r.l.cfg.HandshakeTimeout
+	for range acceptBatch {
+		fd, remote, e := rawAccept(ln.fd)
+		switch e {
+		case 0:
+		case unix.EAGAIN:
+			return
+		case unix.EINTR, unix.ECONNABORTED, unix.EPERM, unix.EPROTO:
+			continue
+		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+			// Level-triggered, the socket would report the same pending
+			// connection at once, forever: leave the set until the next
+			// tick, when sessions may have ended and freed descriptors.
+			r.l.log.Warn("accept paused", "addr", ln.addr.String(), "err", fmt.Errorf("accept4: %w", e).Error(),
+				"retry_in", time.Duration(tickEvery).String())
+			_ = rawEpollCtl(r.epfd, unix.EPOLL_CTL_DEL, ln.fd, nil)
+			w.paused = true
+			r.pausedAccepts = append(r.pausedAccepts, w)
+			return
+		default:
+			r.l.log.Error("accept", "addr", ln.addr.String(), "err", fmt.Errorf("accept4: %w", e).Error())
+			return
+		}
+		c := &ClientConn{
+			hsSocket: hsSocket{fd: fd, r: r, ready: make(chan struct{}, 1)},
+			ln:       ln,
+			deadline: time.Now().Add(timeout),
+			remote:   remote,
+		}
+		if err := r.watch(fd, c, hsEvents); err != nil {
+			r.l.log.Warn("accept", "addr", ln.addr.String(), "err", err.Error())
+			rawClose(fd)
+			continue
+		}
+		r.fresh.add(c)
+	}
+}
+
+// resume puts a paused listener back into the set.
+func (w *acceptWatch) resume() {
+	w.ln.mu.RLock()
+	defer w.ln.mu.RUnlock()
+	w.paused = false
+	if w.ln.closed {
+		return
+	}
+	ev := unix.EpollEvent{Events: w.events, Fd: int32(w.ln.fd)}
+	if e := rawEpollCtl(w.r.epfd, unix.EPOLL_CTL_ADD, w.ln.fd, &ev); e != 0 {
+		w.r.l.log.Error("accept resume", "addr", w.ln.addr.String(), "err", fmt.Errorf("epoll_ctl add: %w", e).Error())
+	}
+}
+
+// expireFresh closes accepted clients that have sent nothing within the
+// handshake timeout. It runs on the reactor's tick: a client that never
+// speaks costs no timer of its own.
+func (r *reactor) expireFresh() {
+	now := time.Now()
+	for i := len(r.fresh.items) - 1; i >= 0; i-- {
+		if i >= len(r.fresh.items) {
+			continue
+		}
+		c := r.fresh.items[i]
+		if now.Before(c.deadline) {
+			continue
+		}
+		r.fresh.remove(c)
+		c.state.Store(ccClosed)
+		c.release()
+		if r.l.log.Enabled(context.Background(), slog.LevelDebug) {
+			r.l.log.Debug("client sent nothing within the handshake timeout", "client", c.RemoteAddr().String())
+		}
+	}
+	for _, w := range r.pausedAccepts {
+		w.resume()
+	}
+	clear(r.pausedAccepts)
+	r.pausedAccepts = r.pausedAccepts[:0]
+}
+
+// closeFresh closes the clients that have sent nothing, as the reactor
+// stops.
+func (r *reactor) closeFresh() {
+	for len(r.fresh.items) > 0 {
+		c := r.fresh.items[len(r.fresh.items)-1]
+		r.fresh.remove(c)
+		c.state.Store(ccClosed)
+		c.release()
+	}
 }

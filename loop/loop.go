@@ -3,14 +3,11 @@ package loop
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/cloudwego/netpoll"
 
 	"github.com/wsgate/wsgate/frame"
 )
@@ -25,9 +22,6 @@ type Config struct {
 	MaxMessageBytes  int64         // limit on one message across its fragments (0: none)
 	MaxBufferedBytes int64         // per session and direction: received but not yet written
 	MaxBufferedTotal int64         // sum over all sessions (0: none)
-	// BufferSize is netpoll's initial per-connection buffer (0: netpoll's
-	// default), used while a connection is in its handshake.
-	BufferSize int
 	// Reactors is the number of relay reactors, each an epoll set served
 	// by one goroutine (0: one per core the process may use, at most
 	// GOMAXPROCS). Two reactors on one core only wake each other's
@@ -83,8 +77,8 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Loop is wsgate's data path: its listeners and handshake connections (on
-// netpoll), and the reactors that relay sessions.
+// Loop is wsgate's data path: its listeners, and the reactors that accept
+// clients, watch handshakes and relay sessions.
 type Loop struct {
 	cfg   Config
 	log   *slog.Logger
@@ -102,30 +96,11 @@ type Loop struct {
 	stopOnce  sync.Once
 }
 
-// configureOnce guards netpoll.Configure. netpoll keeps its settings in
-// package variables that its pollers read without locks, so they can be set
-// once per process, before the first connection; the first Loop decides.
-var configureOnce sync.Once
-
 // New starts a reactor with cfg. log receives session-level logs.
 func New(cfg Config, log *slog.Logger) (*Loop, error) {
 	cfg.setDefaults()
 	if log == nil {
 		log = slog.Default()
-	}
-	var cerr error
-	configureOnce.Do(func() {
-		nc := netpoll.Config{LoggerOutput: slogWriter{log}}
-		if cfg.BufferSize > 0 {
-			nc.BufferSize = cfg.BufferSize
-			// Every connection keeps its last input and output node
-			// while idle; netpoll sizes nodes at least LinkBufferCap.
-			netpoll.LinkBufferCap = cfg.BufferSize
-		}
-		cerr = netpoll.Configure(nc)
-	})
-	if cerr != nil {
-		return nil, fmt.Errorf("configure netpoll: %w", cerr)
 	}
 	l := &Loop{
 		cfg:       cfg,
@@ -211,9 +186,6 @@ wait:
 		case <-tick.C:
 		}
 	}
-	for _, ln := range lns {
-		ln.close()
-	}
 	return cut
 }
 
@@ -227,18 +199,6 @@ func (l *Loop) stopReactors() {
 	for _, r := range l.reactors {
 		r.stop()
 	}
-}
-
-// slogWriter carries netpoll's own log lines into slog at warn level.
-type slogWriter struct{ log *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	for n > 0 && (p[n-1] == '\n' || p[n-1] == '\r') {
-		n--
-	}
-	w.log.Warn("netpoll", "msg", string(p[:n]))
-	return len(p), nil
 }
 
 var errDraining = errors.New("loop is shutting down")

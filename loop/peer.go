@@ -32,9 +32,6 @@ type peer struct {
 	from, into *direction
 
 	interest uint32 // epoll events registered
-	// soleFd: fd is the socket's only descriptor (a backend's, dialed by
-	// the loop), so closing it also takes it out of the epoll set.
-	soleFd bool
 
 	// out holds bytes the socket did not take (nil: none). While it is
 	// set the peer is blocked: the other side is not read, so what wsgate

@@ -51,21 +51,29 @@ type reactor struct {
 	mu     sync.Mutex
 	closed bool // under mu: the epoll and event descriptors are gone
 
-	// upstreams are the backend sockets in the epoll set that no session
-	// has yet, by descriptor. Their dialers and handshakes add and remove
+	// watched are the sockets in the epoll set that no session has (yet),
+	// by descriptor: listening sockets, clients in their handshake,
+	// upstreams being dialed or waiting warm. Their owners add and remove
 	// them from other goroutines, hence the lock; the reactor looks one up
-	// only for their rare edges (connected, response, hang-up).
-	upMu      sync.Mutex
-	upstreams map[int]*Upstream
-	cmds      []func()
-	run_      []func() // the batch being run; swapped with cmds
+	// only for their few edges (accept, request, connected, response,
+	// hang-up).
+	watchMu sync.Mutex
+	watched map[int]edgeWatcher
+	cmds    []func()
+	run_    []func() // the batch being run; swapped with cmds
 
 	// Owned by the reactor goroutine.
 	peers    []*peer // by file descriptor
 	sessions indexed[*Session]
 	waiting  indexed[*Session] // adopted one socket, waiting for the other
-	blocked  indexed[*peer]    // peers with unsent bytes
-	scratch  []byte
+	// fresh are accepted clients that have sent nothing yet; tick closes
+	// those past their handshake deadline.
+	fresh indexed[*ClientConn]
+	// pausedAccepts are listeners out of the set since accept ran out of
+	// descriptors; tick puts them back.
+	pausedAccepts []*acceptWatch
+	blocked       indexed[*peer] // peers with unsent bytes
+	scratch       []byte
 	// more: the batch at hand may have left input in the kernel (a read
 	// filled scratch, or the batch filled the events array), which a
 	// level-triggered set reports again only when asked.
@@ -112,20 +120,21 @@ func newReactor(l *Loop, onThread bool) (*reactor, error) {
 		chunk = int(mb)
 	}
 	r := &reactor{
-		l:         l,
-		epfd:      epfd,
-		onThread:  onThread,
-		epFile:    epFile,
-		wakefd:    wakefd,
-		scratch:   make([]byte, chunk),
-		upstreams: make(map[int]*Upstream),
-		now:       time.Now().UnixNano(),
-		done:      make(chan struct{}),
+		l:        l,
+		epfd:     epfd,
+		onThread: onThread,
+		epFile:   epFile,
+		wakefd:   wakefd,
+		scratch:  make([]byte, chunk),
+		watched:  make(map[int]edgeWatcher),
+		now:      time.Now().UnixNano(),
+		done:     make(chan struct{}),
 	}
 	r.lastTick = r.now
 	sessIdx := func(s *Session) *int { return &s.idx }
 	r.sessions.idx, r.waiting.idx = sessIdx, sessIdx
 	r.blocked.idx = func(p *peer) *int { return &p.blockedIdx }
+	r.fresh.idx = func(c *ClientConn) *int { return &c.freshIdx }
 	return r, nil
 }
 
@@ -308,11 +317,11 @@ func (r *reactor) dispatch(ev *unix.EpollEvent) {
 		p = r.peers[fd]
 	}
 	if p == nil {
-		r.upMu.Lock()
-		u := r.upstreams[fd]
-		r.upMu.Unlock()
-		if u != nil {
-			u.onEvent()
+		r.watchMu.Lock()
+		w := r.watched[fd]
+		r.watchMu.Unlock()
+		if w != nil {
+			w.onEdge(ev.Events)
 		}
 		// Else closed earlier in this batch.
 		return
@@ -351,11 +360,7 @@ func (r *reactor) register(p *peer, fd int) error {
 // session socket. The modification also reports input that arrived while
 // nobody watched. fd is the socket's only descriptor.
 func (r *reactor) attach(p *peer, fd int) error {
-	if err := r.own(p, fd, unix.EPOLL_CTL_MOD); err != nil {
-		return err
-	}
-	p.soleFd = true
-	return nil
+	return r.own(p, fd, unix.EPOLL_CTL_MOD)
 }
 
 func (r *reactor) own(p *peer, fd, op int) error {
@@ -382,35 +387,35 @@ func (r *reactor) own(p *peer, fd, op int) error {
 	return nil
 }
 
-// watchUpstream adds an upstream's socket to the epoll set.
-func (r *reactor) watchUpstream(u *Upstream, events uint32) error {
-	r.upMu.Lock()
-	r.upstreams[u.fd] = u
-	r.upMu.Unlock()
-	ev := unix.EpollEvent{Events: events, Fd: int32(u.fd)}
-	if e := rawEpollCtl(r.epfd, unix.EPOLL_CTL_ADD, u.fd, &ev); e != 0 {
-		r.unwatchUpstream(u)
-		return fmt.Errorf("epoll_ctl add fd %d: %w", u.fd, e)
+// watch adds a socket that no session owns to the epoll set.
+func (r *reactor) watch(fd int, w edgeWatcher, events uint32) error {
+	r.watchMu.Lock()
+	r.watched[fd] = w
+	r.watchMu.Unlock()
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	if e := rawEpollCtl(r.epfd, unix.EPOLL_CTL_ADD, fd, &ev); e != 0 {
+		r.unwatch(fd, w)
+		return fmt.Errorf("epoll_ctl add fd %d: %w", fd, e)
 	}
 	return nil
 }
 
-// rewatchUpstream changes the events an upstream's socket is watched for.
-func (r *reactor) rewatchUpstream(u *Upstream, events uint32) {
-	ev := unix.EpollEvent{Events: events, Fd: int32(u.fd)}
-	if e := rawEpollCtl(r.epfd, unix.EPOLL_CTL_MOD, u.fd, &ev); e != 0 {
-		r.l.log.Warn("epoll_ctl mod", "fd", u.fd, "err", e.Error())
+// rewatch changes the events a watched socket is watched for.
+func (r *reactor) rewatch(fd int, events uint32) {
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	if e := rawEpollCtl(r.epfd, unix.EPOLL_CTL_MOD, fd, &ev); e != 0 {
+		r.l.log.Warn("epoll_ctl mod", "fd", fd, "err", e.Error())
 	}
 }
 
-// unwatchUpstream forgets an upstream: its socket is closing or joining a
-// session. It stays in the epoll set until closed or attached.
-func (r *reactor) unwatchUpstream(u *Upstream) {
-	r.upMu.Lock()
-	if r.upstreams[u.fd] == u {
-		delete(r.upstreams, u.fd)
+// unwatch forgets w's socket: it is closing or joining a session. It stays
+// in the epoll set until closed or attached.
+func (r *reactor) unwatch(fd int, w edgeWatcher) {
+	r.watchMu.Lock()
+	if r.watched[fd] == w {
+		delete(r.watched, fd)
 	}
-	r.upMu.Unlock()
+	r.watchMu.Unlock()
 }
 
 // modify sets the events p's socket is watched for.
@@ -422,17 +427,12 @@ func (r *reactor) modify(p *peer, events uint32) {
 	p.interest = events
 }
 
-// closeFd removes p's socket from the epoll set and closes it. The explicit
-// delete matters for a client socket: until netpoll has closed its own
-// descriptor of it (it hands over a duplicate), close alone would leave the
-// registration behind. A backend socket has no other descriptor.
+// closeFd closes p's socket, which also takes it out of the epoll set: a
+// session's sockets have no other descriptor.
 func (r *reactor) closeFd(p *peer) {
 	fd := p.fd
 	if fd < 0 {
 		return
-	}
-	if !p.soleFd {
-		_ = rawEpollCtl(r.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	}
 	rawClose(fd)
 	r.peers[fd] = nil
@@ -492,6 +492,7 @@ func (r *reactor) shutdown() {
 		s.setCause(CauseShutdown)
 		s.finish()
 	}
+	r.closeFresh()
 	r.mu.Lock()
 	r.closed = true
 	r.cmds = nil

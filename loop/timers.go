@@ -56,6 +56,7 @@ func (r *reactor) tick() {
 		}
 	}
 	r.checkStalls()
+	r.expireFresh()
 }
 
 // checkStalls closes sessions whose receiver on one side has stopped

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,12 +22,6 @@ const (
 	upClosed
 )
 
-// upstreamEvents is how a reactor watches an upstream before its session:
-// edge-triggered, so that a response the handshake has not read yet does
-// not wake the reactor again and again. The reactor only passes each edge
-// on to the socket's owner (or, for an idle one, checks for a hang-up).
-const upstreamEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
-
 // Upstream is a TCP connection to a backend, dialed ahead of need (warm) or
 // for one client. It serves one session: a WebSocket session ends its TCP
 // connection.
@@ -36,22 +29,15 @@ const upstreamEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
 // Its socket belongs to one reactor from the dial on, and the session it
 // serves runs there: while the handshake uses it, the reactor only wakes
 // the handshake's goroutine (Fill, Send), and at the upgrade it starts
-// relaying on the same registration. netpoll never sees a backend socket,
-// so an upgrade costs no handover of it (duplicate, delete, close, add)
-// and no wake-up of netpoll's poller for the backend's 101.
+// relaying on the same registration, so an upgrade costs no handover of
+// the backend's socket.
 type Upstream struct {
-	fd   int
+	hsSocket
 	addr string
-	r    *reactor
 
 	state   atomic.Int32
-	ready   chan struct{} // one edge from the reactor, for the owner
 	onClose atomic.Pointer[func()]
 
-	// Owned by whoever owns the socket (dialer, handshake).
-	in    []byte // read, not yet consumed: in[off:]
-	off   int
-	timer *time.Timer
 	// answerDue: a request went out since the last read, whose answer
 	// will come with an edge. Waiting for the edge before reading saves a
 	// read that would find nothing on all but a backend next door.
@@ -121,12 +107,12 @@ func (l *Loop) dialAddrPort(addr string, ap netip.AddrPort, deadline time.Time, 
 	if err != nil {
 		return nil, err
 	}
-	u := &Upstream{fd: fd, addr: addr, r: l.pickReactor(), ready: make(chan struct{}, 1)}
-	events := uint32(upstreamEvents)
+	u := &Upstream{hsSocket: hsSocket{fd: fd, r: l.pickReactor(), ready: make(chan struct{}, 1)}, addr: addr}
+	events := uint32(hsEvents)
 	if !connected {
 		events |= unix.EPOLLOUT
 	}
-	if err := u.r.watchUpstream(u, events); err != nil {
+	if err := u.r.watch(fd, u, events); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -166,7 +152,7 @@ func (l *Loop) dialAddrPort(addr string, ap netip.AddrPort, deadline time.Time, 
 		edge = true
 	default:
 	}
-	if edge && u.hungUp() && u.state.CompareAndSwap(upIdle, upClosed) {
+	if edge && u.peerGone(true) && u.state.CompareAndSwap(upIdle, upClosed) {
 		u.release()
 		return nil, errors.New("closed by backend as it connected")
 	}
@@ -210,7 +196,7 @@ func (u *Upstream) Close() {
 // another socket that got the same number, which the owner of that one
 // tolerates as a spurious wake-up.
 func (u *Upstream) release() {
-	u.r.unwatchUpstream(u)
+	u.r.unwatch(u.fd, u)
 	rawClose(u.fd)
 	u.putInput()
 }
@@ -218,49 +204,11 @@ func (u *Upstream) release() {
 // Send writes p to the backend before deadline. The handshake uses it while
 // it owns the upstream.
 func (u *Upstream) Send(p []byte, deadline time.Time) error {
-	armed := false
-	for len(p) > 0 {
-		n, e := rawWrite(u.fd, p)
-		if n > 0 {
-			p = p[n:]
-			continue
-		}
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-		default:
-			return fmt.Errorf("write to %s: %w", u.addr, e)
-		}
-		if !armed {
-			// The socket's send buffer is full (a head larger than it,
-			// to a backend far away): have the reactor pass on the
-			// edge at which it drains.
-			u.r.rewatchUpstream(u, upstreamEvents|unix.EPOLLOUT)
-			armed = true
-			continue // it may have drained before the watch
-		}
-		if err := u.wait(deadline); err != nil {
-			return fmt.Errorf("write to %s: %w", u.addr, err)
-		}
+	if err := u.write(p, deadline, hsEvents); err != nil {
+		return fmt.Errorf("write to %s: %w", u.addr, err)
 	}
 	u.answerDue = true
 	return nil
-}
-
-// inputPool holds the handshake's read buffers of upstreams: a warm
-// upstream has none until its handshake reads.
-var inputPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
-
-// Buffered is what the backend sent that has not been consumed.
-func (u *Upstream) Buffered() []byte { return u.in[u.off:] }
-
-// Consume drops the first n buffered bytes.
-func (u *Upstream) Consume(n int) {
-	u.off += n
-	if u.off == len(u.in) {
-		u.in, u.off = u.in[:0], 0
-	}
 }
 
 // Fill reads more of what the backend sends, waiting until deadline for it.
@@ -268,80 +216,15 @@ func (u *Upstream) Consume(n int) {
 // that Fill fails. It returns io.EOF when the backend has closed the
 // connection.
 func (u *Upstream) Fill(deadline time.Time, limit int) error {
-	if u.in == nil {
-		u.in = (*inputPool.Get().(*[]byte))[:0]
-	}
-	if len(u.in) == cap(u.in) {
-		switch {
-		case u.off > 0:
-			n := copy(u.in, u.in[u.off:])
-			u.in, u.off = u.in[:n], 0
-		case len(u.in) < limit:
-			grown := make([]byte, len(u.in), min(2*cap(u.in), limit))
-			copy(grown, u.in)
-			u.putInput()
-			u.in = grown
-		default:
-			return fmt.Errorf("read from %s: more than %d bytes buffered", u.addr, limit)
+	due := u.answerDue
+	u.answerDue = false
+	if err := u.fill(deadline, limit, due); err != nil {
+		if err == io.EOF {
+			return err
 		}
+		return fmt.Errorf("read from %s: %w", u.addr, err)
 	}
-	if u.answerDue {
-		u.answerDue = false
-		if err := u.wait(deadline); err != nil {
-			return fmt.Errorf("read from %s: %w", u.addr, err)
-		}
-	}
-	for {
-		n, e := rawRead(u.fd, u.in[len(u.in):cap(u.in)])
-		if n > 0 {
-			u.in = u.in[:len(u.in)+n]
-			return nil
-		}
-		switch {
-		case n == 0 && e == 0:
-			return io.EOF
-		case e == unix.EINTR:
-			continue
-		case e != unix.EAGAIN:
-			return fmt.Errorf("read from %s: %w", u.addr, e)
-		}
-		if err := u.wait(deadline); err != nil {
-			return fmt.Errorf("read from %s: %w", u.addr, err)
-		}
-	}
-}
-
-func (u *Upstream) putInput() {
-	if u.in != nil && cap(u.in) == 4<<10 {
-		b := u.in[:0]
-		inputPool.Put(&b)
-	}
-	u.in, u.off = nil, 0
-}
-
-// wait parks until the reactor passes on an edge of the socket, or
-// deadline (zero: none).
-func (u *Upstream) wait(deadline time.Time) error {
-	if deadline.IsZero() {
-		<-u.ready
-		return nil
-	}
-	d := time.Until(deadline)
-	if d <= 0 {
-		return os.ErrDeadlineExceeded
-	}
-	if u.timer == nil {
-		u.timer = time.NewTimer(d)
-	} else {
-		u.timer.Reset(d)
-	}
-	select {
-	case <-u.ready:
-		u.timer.Stop()
-		return nil
-	case <-u.timer.C:
-		return os.ErrDeadlineExceeded
-	}
+	return nil
 }
 
 // handOff makes the upstream the backend side of s, which runs on the
@@ -352,22 +235,18 @@ func (u *Upstream) handOff(s *Session) {
 		s.adopt(SideBackend, -1, nil)
 		return
 	}
-	var leftover []byte
-	if b := u.Buffered(); len(b) > 0 {
-		leftover = append([]byte(nil), b...)
-	}
-	u.putInput()
-	u.r.unwatchUpstream(u)
+	leftover := u.takeInput()
+	u.r.unwatch(u.fd, u)
 	s.adoptWatched(SideBackend, u.fd, leftover)
 }
 
-// onEvent runs on the reactor for an edge of the upstream's socket.
-func (u *Upstream) onEvent() {
+// onEdge runs on the reactor for an edge of the upstream's socket.
+func (u *Upstream) onEdge(uint32) {
 	switch u.state.Load() {
 	case upRelay, upClosed:
 		return
 	case upIdle:
-		if u.hungUp() && u.state.CompareAndSwap(upIdle, upClosed) {
+		if u.peerGone(true) && u.state.CompareAndSwap(upIdle, upClosed) {
 			u.release()
 			if f := u.onClose.Load(); f != nil {
 				(*f)()
@@ -376,23 +255,5 @@ func (u *Upstream) onEvent() {
 		}
 		// Quiet, or claimed since: the edge may be the claimer's.
 	}
-	select {
-	case u.ready <- struct{}{}:
-	default: // one pending wake-up is enough: the owner reads to EAGAIN
-	}
-}
-
-// hungUp reports whether an idle upstream's backend closed it, failed, or
-// sent something unasked. It peeks, so a spurious edge changes nothing.
-func (u *Upstream) hungUp() bool {
-	var b [1]byte
-	for {
-		switch _, e := rawPeek(u.fd, b[:]); e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		return true // data, end of stream or an error
-	}
+	u.signal()
 }

@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"bytes"
-	"net"
+	"net/netip"
 
 	"github.com/wsgate/wsgate/proxy/balance"
 	"github.com/wsgate/wsgate/proxy/config"
@@ -31,7 +31,7 @@ func newBalancer(node config.Node, pc config.Pool, bs []*backend) *balance.Balan
 // stickyKey extracts the hash key of a request, as hash_key says, into
 // dst. It returns nil when the request has none (the balancer then falls
 // back to p2c).
-func stickyKey(dst []byte, p *pool, req *handshake.Request, client net.Addr) []byte {
+func stickyKey(dst []byte, p *pool, req *handshake.Request, client netip.AddrPort) []byte {
 	switch p.hashSource {
 	case "header":
 		if v := req.Header(p.hashName); len(v) > 0 {
@@ -48,8 +48,15 @@ func stickyKey(dst []byte, p *pool, req *handshake.Request, client net.Addr) []b
 	case "path":
 		return append(dst, req.Path...)
 	case "ip":
-		if ta, ok := client.(*net.TCPAddr); ok {
-			return append(dst, ta.IP...)
+		// The address's own bytes: 4 for an IPv4 client whichever
+		// socket family accepted it, so that every instance of a cluster
+		// hashes it alike.
+		if ip := client.Addr().Unmap(); ip.Is4() {
+			b := ip.As4()
+			return append(dst, b[:]...)
+		} else if ip.IsValid() {
+			b := ip.As16()
+			return append(dst, b[:]...)
 		}
 	}
 	return nil

@@ -15,12 +15,6 @@ import (
 	"github.com/wsgate/wsgate/proxy/config"
 )
 
-// netpollBufferSize is the first buffer of a client connection while
-// netpoll serves its handshake: an upgrade request head fits, and the
-// socket leaves netpoll at the 101. (Backend connections never enter
-// netpoll; a warm one holds no buffer until its handshake reads.)
-const netpollBufferSize = 512
-
 // Server is one running wsgate: its reactor, listener, pools and admin API.
 type Server struct {
 	cfg      atomic.Pointer[config.Config]
@@ -56,7 +50,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		MaxMessageBytes:  sc.MaxMessageBytes,
 		MaxBufferedBytes: sc.MaxBufferedBytes,
 		MaxBufferedTotal: sc.MaxBufferedTotal,
-		BufferSize:       netpollBufferSize,
 		Reactors:         sc.Reactors,
 	}, log)
 	if err != nil {

@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"log/slog"
-	"net"
+	"net/netip"
 	"time"
 
 	"github.com/wsgate/wsgate/loop"
@@ -19,7 +19,7 @@ type trackedSession struct {
 
 	b      *backend
 	bb     *balance.Backend
-	client net.Addr
+	client netip.AddrPort
 	attrs  [3]slog.Attr // pool, backend, client: loop.SessionParams.Attrs
 }
 

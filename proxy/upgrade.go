@@ -5,12 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
-	"github.com/cloudwego/netpoll"
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/wsgate/wsgate/loop"
@@ -52,11 +51,8 @@ func putScratch(sc *scratch) {
 func (s *Server) ServeHandshake(c *loop.ClientConn) {
 	start := time.Now()
 	s.m.accepted.Inc()
-	conn := c.Conn()
-	conn.SetReadDeadline(c.Deadline())
-	defer conn.SetReadDeadline(time.Time{})
 
-	head, reason, status := s.readRequestHead(conn)
+	head, reason, status := s.readRequestHead(c)
 	if status != 0 {
 		s.refuse(c, status, reason, failReasonFor(status, reason))
 		return
@@ -65,7 +61,7 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 	defer putScratch(sc)
 	out := bytebufferpool.Get()
 	defer bytebufferpool.Put(out)
-	p, upstream, rf := s.routing.Load().prepare(sc, head, conn.RemoteAddr(), out.B[:0])
+	p, upstream, rf := s.routing.Load().prepare(sc, head, c.RemoteAddrPort(), out.B[:0])
 	out.B = upstream
 	if rf.status != 0 {
 		if p != nil {
@@ -76,9 +72,7 @@ func (s *Server) ServeHandshake(c *loop.ClientConn) {
 		return
 	}
 	stickKey, key := sc.stickKey, sc.key[:]
-	r := conn.Reader()
-	r.Skip(len(head))
-	r.Release()
+	c.Consume(len(head))
 
 	// The handshake deadline bounds the tries and each dial. It is checked
 	// with the clock rather than through a context: a context with a
@@ -187,7 +181,7 @@ type refusal struct {
 // from the request is copied out of head (into sc and dst), so that the
 // client's input can be released. On a refusal p is the pool when one was
 // found (its name goes in the log line).
-func (rt *routing) prepare(sc *scratch, head []byte, client net.Addr, dst []byte) (p *pool, upstream []byte, rf refusal) {
+func (rt *routing) prepare(sc *scratch, head []byte, client netip.AddrPort, dst []byte) (p *pool, upstream []byte, rf refusal) {
 	req := &sc.req
 	defer req.Reset() // nothing may point into head once it is released
 	if err := req.Parse(head); err != nil {
@@ -211,29 +205,29 @@ func (rt *routing) prepare(sc *scratch, head []byte, client net.Addr, dst []byte
 
 // readRequestHead waits for a complete request head within the deadline and
 // the size limit. On failure it returns the status to answer.
-func (s *Server) readRequestHead(conn netpoll.Connection) (head []byte, reason string, status int) {
+func (s *Server) readRequestHead(c *loop.ClientConn) (head []byte, reason string, status int) {
 	limit := s.cfg.Load().Server.MaxHeaderBytes
-	r := conn.Reader()
 	for {
-		n := r.Len()
-		buf, err := r.Peek(n)
-		if err != nil {
-			return nil, "read: " + err.Error(), 400
-		}
+		buf := c.Buffered()
 		if end := handshake.HeadEnd(buf); end >= 0 {
 			if end > limit {
 				return nil, "request head over max_header_bytes", 431
 			}
 			return buf[:end], "", 0
 		}
-		if n >= limit {
+		if len(buf) >= limit {
 			return nil, "request head over max_header_bytes", 431
 		}
-		if _, err := r.Peek(n + 1); err != nil {
-			if errors.Is(err, netpoll.ErrReadTimeout) {
+		// One byte over the limit tells a head that ends right at it from
+		// a longer one.
+		if err := c.Fill(limit + 1); err != nil {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
 				return nil, "request head not complete within handshake_timeout", 408
+			case errors.Is(err, io.EOF):
+				return nil, "client closed before its request was complete", -1
 			}
-			return nil, "client closed before its request was complete", -1
+			return nil, err.Error(), -1
 		}
 	}
 }
@@ -253,7 +247,7 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, bb *balance.B
 		n, herr := readResponseHead(up, deadline)
 		if herr != nil {
 			up.Close()
-			if !c.Conn().IsActive() {
+			if !c.Alive() {
 				return false, errClientGone
 			}
 			return false, herr
@@ -274,9 +268,7 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, bb *balance.B
 		up.Consume(n)
 	}
 	if resp.Status != 101 {
-		cw := c.Conn().Writer()
-		cw.WriteBinary(head)
-		if err := cw.Flush(); err != nil {
+		if err := c.Write(head); err != nil {
 			up.Close()
 			bb.Release()
 			s.m.failedBy(failClientGone).Inc()
@@ -301,7 +293,7 @@ func (s *Server) exchange(c *loop.ClientConn, p *pool, b *backend, bb *balance.B
 	// One allocation carries what the session's end needs and its log
 	// attributes; the client's address is formatted only if a log line
 	// that carries it is written.
-	t := &trackedSession{b: b, bb: bb, client: c.RemoteAddr()}
+	t := &trackedSession{b: b, bb: bb, client: c.RemoteAddrPort()}
 	t.attrs = [3]slog.Attr{
 		slog.String("pool", p.name),
 		slog.String("backend", b.addr),
@@ -367,7 +359,6 @@ func (s *Server) relayBody(c *loop.ClientConn, up *loop.Upstream, resp *handshak
 	if _, done, _ := bf.Feed(nil); done {
 		return
 	}
-	cw := c.Conn().Writer()
 	for {
 		buf := up.Buffered()
 		if len(buf) == 0 {
@@ -377,11 +368,8 @@ func (s *Server) relayBody(c *loop.ClientConn, up *loop.Upstream, resp *handshak
 			continue
 		}
 		k, done, ferr := bf.Feed(buf)
-		if k > 0 {
-			cw.WriteBinary(buf[:k])
-			if cw.Flush() != nil {
-				return
-			}
+		if k > 0 && c.Write(buf[:k]) != nil {
+			return
 		}
 		up.Consume(len(buf))
 		if done || ferr != nil {
@@ -410,9 +398,7 @@ func (s *Server) refuse(c *loop.ClientConn, status int, reason, metric string, a
 	}
 	buf := bytebufferpool.Get()
 	buf.B = handshake.AppendErrorResponse(buf.B[:0], status, reason)
-	w := c.Conn().Writer()
-	w.WriteBinary(buf.B)
-	_ = w.Flush()
+	_ = c.Write(buf.B)
 	bytebufferpool.Put(buf)
 }
 
@@ -430,12 +416,6 @@ func failReasonFor(status int, reason string) string {
 	return failBadRequest
 }
 
-func forwardInfo(a net.Addr) handshake.ForwardInfo {
-	fi := handshake.ForwardInfo{Proto: "http"}
-	if ta, ok := a.(*net.TCPAddr); ok {
-		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
-			fi.ClientIP = ip.Unmap()
-		}
-	}
-	return fi
+func forwardInfo(a netip.AddrPort) handshake.ForwardInfo {
+	return handshake.ForwardInfo{Proto: "http", ClientIP: a.Addr().Unmap()}
 }

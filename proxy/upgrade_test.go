@@ -3,7 +3,7 @@ package proxy
 import (
 	"bytes"
 	"log/slog"
-	"net"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -47,7 +47,7 @@ func testRouting() *routing {
 	}
 }
 
-var testClient = &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 50123}
+var testClient = netip.MustParseAddrPort("192.0.2.7:50123")
 
 func TestPrepare(t *testing.T) {
 	rt := testRouting()

@@ -1,0 +1,209 @@
+package loop
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// edgeWatcher is a socket in a reactor's epoll set that no session owns
+// yet: a listening socket, a client in its handshake, an upstream being
+// dialed or waiting warm. The reactor calls onEdge, on its goroutine, for
+// each readiness of the socket; it must not block.
+type edgeWatcher interface {
+	onEdge(events uint32)
+}
+
+// hsSocket is a socket between its accept or dial and its session: one
+// goroutine at a time owns it (the dialer, the handshake) and reads and
+// writes it directly, while the reactor, which watches it edge-triggered,
+// only passes each edge on through ready. Clients and upstreams share it.
+type hsSocket struct {
+	fd    int
+	r     *reactor
+	ready chan struct{} // one edge from the reactor, for the owner
+
+	// Owned by whoever owns the socket.
+	in    []byte // read, not yet consumed: in[off:]
+	off   int
+	timer *time.Timer
+	// outArmed: the socket is watched for EPOLLOUT too, since a write
+	// found its send buffer full.
+	outArmed bool
+}
+
+// hsEvents is how a reactor watches a socket before its session:
+// edge-triggered, so that input the owner has not read yet does not wake
+// the reactor again and again.
+const hsEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
+
+// signal passes an edge on to the owner; the reactor calls it.
+func (h *hsSocket) signal() {
+	select {
+	case h.ready <- struct{}{}:
+	default: // one pending wake-up is enough: the owner reads to EAGAIN
+	}
+}
+
+// inputPool holds the handshake's read buffers: a socket has none until its
+// handshake reads, and gives it back when its session starts.
+var inputPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// Buffered is what the other end sent that has not been consumed.
+func (h *hsSocket) Buffered() []byte { return h.in[h.off:] }
+
+// Consume drops the first n buffered bytes.
+func (h *hsSocket) Consume(n int) {
+	h.off += n
+	if h.off == len(h.in) {
+		h.in, h.off = h.in[:0], 0
+	}
+}
+
+// errBufferFull: Fill was asked to keep more than its limit.
+var errBufferFull = errors.New("buffer full")
+
+// fill reads more of what the other end sends, waiting until deadline for
+// it; see Upstream.Fill. wait says an edge is due before anything can be
+// read (a request just went out), which saves a read that would find
+// nothing.
+func (h *hsSocket) fill(deadline time.Time, limit int, wait bool) error {
+	if h.in == nil {
+		h.in = (*inputPool.Get().(*[]byte))[:0]
+	}
+	if len(h.in) == cap(h.in) {
+		switch {
+		case h.off > 0:
+			n := copy(h.in, h.in[h.off:])
+			h.in, h.off = h.in[:n], 0
+		case len(h.in) < limit:
+			grown := make([]byte, len(h.in), min(2*cap(h.in), limit))
+			copy(grown, h.in)
+			h.putInput()
+			h.in = grown
+		default:
+			return fmt.Errorf("%w: more than %d bytes", errBufferFull, limit)
+		}
+	}
+	if wait {
+		if err := h.wait(deadline); err != nil {
+			return err
+		}
+	}
+	for {
+		n, e := rawRead(h.fd, h.in[len(h.in):cap(h.in)])
+		if n > 0 {
+			h.in = h.in[:len(h.in)+n]
+			return nil
+		}
+		switch {
+		case n == 0 && e == 0:
+			return io.EOF
+		case e == unix.EINTR:
+			continue
+		case e != unix.EAGAIN:
+			return e
+		}
+		if err := h.wait(deadline); err != nil {
+			return err
+		}
+	}
+}
+
+// write sends all of p before deadline.
+func (h *hsSocket) write(p []byte, deadline time.Time, watched uint32) error {
+	for len(p) > 0 {
+		n, e := rawWrite(h.fd, p)
+		if n > 0 {
+			p = p[n:]
+			continue
+		}
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+		default:
+			return e
+		}
+		if !h.outArmed {
+			// The send buffer is full (a head larger than it, to a peer
+			// far away): have the reactor pass on the edge at which it
+			// drains.
+			h.r.rewatch(h.fd, watched|unix.EPOLLOUT)
+			h.outArmed = true
+			continue // it may have drained before the watch
+		}
+		if err := h.wait(deadline); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *hsSocket) putInput() {
+	if h.in != nil && cap(h.in) == 4<<10 {
+		b := h.in[:0]
+		inputPool.Put(&b)
+	}
+	h.in, h.off = nil, 0
+}
+
+// takeInput returns a copy of what is buffered, or nil, and gives the
+// buffer back: the socket is joining its session.
+func (h *hsSocket) takeInput() []byte {
+	var rest []byte
+	if b := h.Buffered(); len(b) > 0 {
+		rest = append([]byte(nil), b...)
+	}
+	h.putInput()
+	return rest
+}
+
+// wait parks until the reactor passes on an edge of the socket, or
+// deadline (zero: none).
+func (h *hsSocket) wait(deadline time.Time) error {
+	if deadline.IsZero() {
+		<-h.ready
+		return nil
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		return os.ErrDeadlineExceeded
+	}
+	if h.timer == nil {
+		h.timer = time.NewTimer(d)
+	} else {
+		h.timer.Reset(d)
+	}
+	select {
+	case <-h.ready:
+		h.timer.Stop()
+		return nil
+	case <-h.timer.C:
+		return os.ErrDeadlineExceeded
+	}
+}
+
+// peerGone reports whether the other end closed the socket, failed, or
+// (with data true) sent anything at all. It peeks, so a spurious edge
+// changes nothing.
+func (h *hsSocket) peerGone(dataCounts bool) bool {
+	var b [1]byte
+	for {
+		switch n, e := rawPeek(h.fd, b[:]); e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		case 0:
+			return n == 0 || dataCounts
+		default:
+			return true
+		}
+	}
+}
