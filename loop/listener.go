@@ -93,8 +93,8 @@ func (c *ClientConn) onEdge(events uint32) {
 	switch c.state.Load() {
 	case ccNew:
 		c.r.fresh.remove(c)
-		if events&unix.EPOLLIN == 0 {
-			// Failed or hung up without a byte.
+		if events&unix.EPOLLIN == 0 || events&unix.EPOLLRDHUP != 0 && c.peerGone(false) {
+			// Failed, or hung up without a byte.
 			c.state.Store(ccClosed)
 			c.release()
 			return
