@@ -89,7 +89,7 @@ func openFDs(t testing.TB) int {
 }
 
 // checkNoFDLeak compares the process's descriptors with before, allowing
-// for netpoll closing a descriptor a moment after Close returns.
+// for a reactor closing a descriptor a moment after Close returns.
 func checkNoFDLeak(t *testing.T, before int) {
 	t.Helper()
 	var n int
@@ -163,11 +163,11 @@ func roundTrip(t *testing.T, l *Loop, ln net.Listener, addr string) {
 func TestDialRoundTrip(t *testing.T) {
 	l := testLoop(t)
 	ln := listenTCP(t, "tcp4", "127.0.0.1:0")
-	roundTrip(t, l, ln, ln.Addr().String()) // warms up netpoll's pollers
+	roundTrip(t, l, ln, ln.Addr().String()) // warms up the reactors
 	before := openFDs(t)
 	roundTrip(t, l, ln, ln.Addr().String())
 	checkNoFDLeak(t, before)
-	// An IPv4 address written as IPv6 is dialed as IPv4, as netpoll did.
+	// An IPv4 address written as IPv6 is dialed as IPv4.
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	roundTrip(t, l, ln, net.JoinHostPort("::ffff:127.0.0.1", port))
 }

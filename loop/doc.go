@@ -5,21 +5,31 @@
 //
 // # Threads of control
 //
-// Two kinds of poller share the work. github.com/cloudwego/netpoll accepts
-// client connections and carries them through the HTTP upgrade: a client's
-// first OnRequest runs the Handshaker (package proxy) on a pooled
-// goroutine, which may block until the handshake deadline while it reads
-// the request, dials or takes a warm upstream, and relays the answer.
-// Backend connections never pass through netpoll: wsgate dials them itself
-// (dial_linux.go) into one of the loop's reactors (reactor_linux.go), which
-// watches them edge-triggered until their session and only wakes their
-// owner — the dialer waiting for the connect, the handshake waiting for the
-// response — or, for an idle warm connection, notices the backend's
-// hang-up (upstream.go). A 101 ends in ClientConn.Upgrade: the session
-// starts on the reactor that has the backend's socket, with the same
-// registration, and netpoll's close callback of the client's connection
-// (run after netpoll has removed it from its epoll set) hands a duplicate
-// of its socket, with any input read past the request, to that reactor.
+// The reactors do all the polling. Each listening socket is in every
+// reactor's epoll set (EPOLLEXCLUSIVE when there are several); the reactor
+// that wakes accepts the client and watches its socket, edge-triggered,
+// until its handshake is done (listener.go). A client that connects and
+// says nothing costs a place in that reactor's fresh list, which its tick
+// closes at the handshake deadline. The first input starts the Handshaker
+// (package proxy) on a goroutine of its own, which may block until the
+// handshake deadline while it reads the request (ClientConn.Fill), dials
+// or takes a warm upstream and relays the answer; it reads and writes the
+// sockets itself, and the reactor only passes each edge on to it.
+// Backend connections are dialed by wsgate itself (dial_linux.go) into one
+// of the reactors, which watches them the same way until their session
+// and, for an idle warm connection, notices the backend's hang-up
+// (upstream.go). A 101 ends in ClientConn.Upgrade: the session starts on
+// the reactor that has the backend's socket, with the same registration,
+// and the client's socket joins it there (from the same set, or moved
+// from the accepting reactor's), with any input read past the request.
+//
+// Until November 2026 github.com/cloudwego/netpoll accepted the clients
+// and served the handshakes, and handed each upgraded client's socket to a
+// reactor. That cost an upgrade about a fifth of its CPU: netpoll's poller
+// woke for the accept and again for the request, its fcntl calls, the
+// duplicate of the socket, netpoll's epoll delete and close of its own
+// descriptor and the reactor's add, and the wake-ups of a third thread of
+// control (bench/RESULTS.md).
 //
 // A reactor is an epoll set and one goroutine. A session belongs to one
 // reactor for its life, and only that goroutine touches its state: the relay,
@@ -43,10 +53,7 @@
 // the host's noise; server push in bursts (fan-out) cost about a tenth
 // more, because a reactor that sleeps the moment its set is empty sleeps
 // and wakes more often inside a burst than one that passes through Go's
-// scheduler first (bench/RESULTS.md). The "one more" P is for netpoll's
-// poller, which also waits in epoll_wait as a system call: with no idle P,
-// sysmon takes its P back after 20 µs and then polls every 20 µs while
-// handshakes come and go.
+// scheduler first (bench/RESULTS.md).
 // (One P more than cores without the reactors on their own P cost every
 // relayed message 5–25% more, 35–50% under a CPU quota: the parked reactor
 // and the spare P's spinning thread then woke each other.)
@@ -54,7 +61,7 @@
 // The reactor's reads, writes and non-blocking epoll calls skip the
 // runtime's syscall bookkeeping (sys_linux.go). Reactors are one per core.
 //
-// netpoll stops at the 101 because what it does per connection costs more
+// netpoll never relayed, because what it does per connection costs more
 // than the relay needs: a pooled goroutine per read event, an input and an
 // output buffer and a write barrier per connection (about 9 kB per idle
 // session with two connections), and no way to stop reading a socket. A
@@ -92,7 +99,7 @@
 //
 // # TLS (planned)
 //
-// Neither netpoll nor the reactor does TLS. TLS listeners and upstreams will
+// The reactors do not do TLS. TLS listeners and upstreams will
 // be served by a second implementation of the peer's two roles — a source of
 // input bytes and a sink for whole runs of frames — built on crypto/tls over
 // Go's net package, with a goroutine per TLS connection. Session, the close

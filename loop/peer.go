@@ -51,7 +51,7 @@ type peer struct {
 	lost      bool // its TCP connection is gone
 	eof       bool // it half-closed after its Close; it may still be written
 
-	leftover  []byte // input netpoll read before the handoff
+	leftover  []byte // input read during the handshake, behind its head
 	pendingFd int    // the adopted socket, until the session starts (-1: none)
 	// pendingWatched: pendingFd is in the epoll set already (a backend
 	// socket, watched since its dial).

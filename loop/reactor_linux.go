@@ -35,7 +35,8 @@ const (
 // none of that: one read into the reactor's scratch buffer, frames walked
 // in place, one write to the other socket, and when that socket is full the
 // remainder parked and the source taken out of EPOLLIN, so that TCP itself
-// slows the sender. netpoll still accepts and carries the handshakes.
+// slows the sender. (The reactors accept and watch the handshakes too:
+// see listener.go.)
 type reactor struct {
 	l    *Loop
 	epfd int

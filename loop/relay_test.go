@@ -266,7 +266,7 @@ func TestRelayBackpressure(t *testing.T) {
 	}
 }
 
-// TestStopClosesHalfAdopted: a session that got one socket from netpoll but
+// TestStopClosesHalfAdopted: a session that got one of its sockets but
 // not the other when its reactor stops still closes that socket and is
 // reported, so nothing leaks.
 func TestStopClosesHalfAdopted(t *testing.T) {

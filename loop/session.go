@@ -70,9 +70,9 @@ type SessionParams struct {
 	// Attrs are added to the session's log lines (pool, backend, client).
 	Attrs []slog.Attr
 	// Head is written to the client before anything relayed: the 101
-	// response. The reactor writes it, once the client's socket is out of
-	// netpoll, so that a client's first frames — sent after it reads the
-	// 101 — can only reach the reactor.
+	// response. The session's reactor writes it, once it watches the
+	// client's socket for the session, so that a client's first frames —
+	// sent after it reads the 101 — can only reach the relay.
 	Head []byte
 }
 
@@ -115,7 +115,7 @@ type Session struct {
 	closeAsked atomic.Bool // Close was called; its work is on the way to the reactor
 
 	// Owned by the reactor goroutine.
-	adopted       int // connections handed over by netpoll (2: the session runs)
+	adopted       int // sockets handed over by the handshake (2: the session runs)
 	started       bool
 	closeDeadline int64
 	codeToClient  int
@@ -288,10 +288,9 @@ func (s *Session) finish() {
 	}
 }
 
-// adopt takes over one of the session's sockets from netpoll (fd < 0: the
-// connection was already gone), with the input netpoll had read past the
-// handshake. Any goroutine may call it; the session starts on its reactor
-// once both sides are in.
+// adopt takes over one of the session's sockets (fd < 0: the connection
+// was already gone), with the input read past the handshake. Any goroutine
+// may call it; the session starts on its reactor once both sides are in.
 func (s *Session) adopt(side Side, fd int, leftover []byte) {
 	s.r.post(func() { s.r.adopt(s, side, fd, false, leftover) })
 }

@@ -12,8 +12,8 @@ import (
 // sizeProcessors fixes the number of reactors (cfg.Server.Reactors, 0
 // meaning one per core the process may use) and gives each a Go processor
 // of its own on top of those the runtime chose, so that a reactor can wait
-// in epoll_wait holding its P while the handshakes, timers and netpoll's
-// poller go on with the others (loop.ReactorThreads). A GOMAXPROCS set in
+// in epoll_wait holding its P while the handshakes and timers go on with
+// the others (loop.ReactorThreads). A GOMAXPROCS set in
 // the environment is the operator's choice and is kept; the reactors then
 // park in Go's poller unless it leaves them a P besides the rest.
 //
