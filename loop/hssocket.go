@@ -46,6 +46,7 @@ const hsEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
 func (h *hsSocket) signal() {
 	select {
 	case h.ready <- struct{}{}:
+		h.r.readied = true
 	default: // one pending wake-up is enough: the owner reads to EAGAIN
 	}
 }

@@ -100,6 +100,7 @@ func (c *ClientConn) onEdge(events uint32) {
 			return
 		}
 		c.state.Store(ccHandshake)
+		c.r.readied = true
 		go c.ln.serve(c)
 	case ccHandshake:
 		c.signal()
