@@ -67,6 +67,8 @@ type reactor struct {
 	peers    []*peer // by file descriptor
 	sessions indexed[*Session]
 	waiting  indexed[*Session] // adopted one socket, waiting for the other
+	blocked  indexed[*peer]    // peers with unsent bytes
+	scratch  []byte
 	// fresh are accepted clients that have sent nothing yet; tick closes
 	// those past their handshake deadline.
 	fresh indexed[*ClientConn]
@@ -76,8 +78,6 @@ type reactor struct {
 	// readied: the batch at hand made a handshake's goroutine runnable
 	// (serveOnThread yields to it).
 	readied bool
-	blocked indexed[*peer] // peers with unsent bytes
-	scratch []byte
 	// more: the batch at hand may have left input in the kernel (a read
 	// filled scratch, or the batch filled the events array), which a
 	// level-triggered set reports again only when asked.
