@@ -51,10 +51,12 @@ func DefaultReactors() int {
 }
 
 // ReactorThreads is the GOMAXPROCS that gives each of n reactors a P of
-// its own on top of base, the Ps the rest of the process runs on, plus one
-// for netpoll's poller, which waits in epoll_wait as a system call holding
-// a P: when no P is idle then, sysmon takes that P back after 20 µs and
-// keeps waking every 20 µs while handshakes come and go.
+// its own on top of base, the Ps the rest of the process runs on, plus one.
+// The one more was for netpoll's poller, which waited in epoll_wait as a
+// system call holding a P (with no P idle, sysmon took it back after 20 µs
+// and kept waking every 20 µs while handshakes came and went). netpoll is
+// gone; the spare P now only keeps a handshake's goroutine from waiting for
+// one, and whether it still pays has not been measured again.
 func ReactorThreads(base, n int) int {
 	return base + n + 1
 }
