@@ -259,18 +259,17 @@ func (w *acceptWatch) onEdge(uint32) {
 			return
 		case unix.EINTR, unix.ECONNABORTED, unix.EPERM, unix.EPROTO:
 			continue
-		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
-			// Level-triggered, the socket would report the same pending
-			// connection at once, forever: leave the set until the next
-			// tick, when sessions may have ended and freed descriptors.
+		default:
+			// Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
+			// ENOMEM), or anything unforeseen. Level-triggered, the
+			// socket would report the same pending connection at once,
+			// forever: leave the set until the next tick, when sessions
+			// may have ended and freed what was missing.
 			r.l.log.Warn("accept paused", "addr", ln.addr.String(), "err", fmt.Errorf("accept4: %w", e).Error(),
 				"retry_in", time.Duration(tickEvery).String())
 			_ = rawEpollCtl(r.epfd, unix.EPOLL_CTL_DEL, ln.fd, nil)
 			w.paused = true
 			r.pausedAccepts = append(r.pausedAccepts, w)
-			return
-		default:
-			r.l.log.Error("accept", "addr", ln.addr.String(), "err", fmt.Errorf("accept4: %w", e).Error())
 			return
 		}
 		c := &ClientConn{
