@@ -15,6 +15,14 @@
 // handshake deadline while it reads the request (ClientConn.Fill), dials
 // or takes a warm upstream and relays the answer; it reads and writes the
 // sockets itself, and the reactor only passes each edge on to it.
+// A ReactorHandshaker (the proxy is one) takes the first steps on the
+// reactor instead (StartHandshake): with the request whole in the first
+// read and a warm upstream on the same reactor that takes the request at
+// once, the reactor awaits the backend's answer itself
+// (ClientConn.AwaitAnswer) and starts the session from it, so that an
+// upgrade on loopback or in a data centre costs no goroutine, no channel
+// and no timer; the reactor's tick keeps the deadline. Anything else goes
+// on on a goroutine from where it stands (ClientConn.Go).
 // Backend connections are dialed by wsgate itself (dial_linux.go) into one
 // of the reactors, which watches them the same way until their session
 // and, for an idle warm connection, notices the backend's hang-up

@@ -74,22 +74,8 @@ var errBufferFull = errors.New("buffer full")
 // read (a request just went out), which saves a read that would find
 // nothing.
 func (h *hsSocket) fill(deadline time.Time, limit int, wait bool) error {
-	if h.in == nil {
-		h.in = (*inputPool.Get().(*[]byte))[:0]
-	}
-	if len(h.in) == cap(h.in) {
-		switch {
-		case h.off > 0:
-			n := copy(h.in, h.in[h.off:])
-			h.in, h.off = h.in[:n], 0
-		case len(h.in) < limit:
-			grown := make([]byte, len(h.in), min(2*cap(h.in), limit))
-			copy(grown, h.in)
-			h.putInput()
-			h.in = grown
-		default:
-			return fmt.Errorf("%w: more than %d bytes", errBufferFull, limit)
-		}
+	if err := h.makeRoom(limit); err != nil {
+		return err
 	}
 	if wait {
 		if err := h.wait(deadline); err != nil {
@@ -114,6 +100,89 @@ func (h *hsSocket) fill(deadline time.Time, limit int, wait bool) error {
 			return err
 		}
 	}
+}
+
+// errWouldBlock: the socket has nothing to read, or no room to write, now.
+var errWouldBlock = errors.New("would block")
+
+// tryFill reads what the other end has sent without waiting: nil when it
+// read anything, errWouldBlock when there was nothing. A read that leaves
+// room in the buffer has taken all the kernel held, so the next input
+// comes with a new edge; a read that fills it is followed by another.
+func (h *hsSocket) tryFill(limit int) error {
+	read := false
+	for {
+		if err := h.makeRoom(limit); err != nil {
+			if read {
+				return nil
+			}
+			return err
+		}
+		room := cap(h.in) - len(h.in)
+		n, e := rawRead(h.fd, h.in[len(h.in):cap(h.in)])
+		switch {
+		case n > 0:
+			h.in = h.in[:len(h.in)+n]
+			read = true
+			if n < room {
+				return nil
+			}
+			continue
+		case read:
+			return nil // what was read first; the error comes again
+		case n == 0 && e == 0:
+			return io.EOF
+		case e == unix.EINTR:
+			continue
+		case e == unix.EAGAIN:
+			return errWouldBlock
+		}
+		return e
+	}
+}
+
+// tryWrite writes what the socket takes of p now, without waiting.
+func (h *hsSocket) tryWrite(p []byte) (int, error) {
+	sent := 0
+	for sent < len(p) {
+		n, e := rawWrite(h.fd, p[sent:])
+		if n > 0 {
+			sent += n
+			continue
+		}
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return sent, nil
+		}
+		return sent, e
+	}
+	return sent, nil
+}
+
+// makeRoom makes sure the input buffer has room for another read, within
+// limit bytes.
+func (h *hsSocket) makeRoom(limit int) error {
+	if h.in == nil {
+		h.in = (*inputPool.Get().(*[]byte))[:0]
+	}
+	if len(h.in) < cap(h.in) {
+		return nil
+	}
+	switch {
+	case h.off > 0:
+		n := copy(h.in, h.in[h.off:])
+		h.in, h.off = h.in[:n], 0
+	case len(h.in) < limit:
+		grown := make([]byte, len(h.in), min(2*cap(h.in), limit))
+		copy(grown, h.in)
+		h.putInput()
+		h.in = grown
+	default:
+		return fmt.Errorf("%w: more than %d bytes", errBufferFull, limit)
+	}
+	return nil
 }
 
 // write sends all of p before deadline.

@@ -26,6 +26,22 @@ type Handshaker interface {
 	ServeHandshake(c *ClientConn)
 }
 
+// ReactorHandshaker is a Handshaker that takes the first steps of a
+// handshake on the reactor, where a goroutine would cost more than the
+// steps: on loopback and in a data centre, a request that arrives whole
+// and a warm connection to a backend on the same reactor
+// (ClientConn.SameReactor) make an upgrade that never waits but for the
+// backend's answer (ClientConn.AwaitAnswer).
+type ReactorHandshaker interface {
+	Handshaker
+	// StartHandshake runs on the accepting reactor at the client's first
+	// input, which is there to read (ClientConn.TryFill). It must not
+	// block. It owns c from then on, and ends by upgrading c from an
+	// awaited answer, or by handing the rest of the handshake to a
+	// goroutine (ClientConn.Go), which may block as ServeHandshake does.
+	StartHandshake(c *ClientConn)
+}
+
 const (
 	ccNew       int32 = iota // accepted, nothing received: the reactor's
 	ccHandshake              // the handshake's goroutine owns it
@@ -44,6 +60,9 @@ type ClientConn struct {
 	remote   netip.AddrPort
 	addr     net.Addr // remote as a net.Addr, made when first asked
 	freshIdx int      // in the reactor's list of clients that sent nothing yet
+	// handOff: the handshake's rest, for a goroutine that starts when the
+	// reactor's callback at hand returns (Go).
+	handOff func()
 }
 
 // Deadline is when the handshake must be done.
@@ -85,6 +104,76 @@ func (c *ClientConn) Write(p []byte) error {
 // open. It asks the kernel, so it costs a system call.
 func (c *ClientConn) Alive() bool { return !c.peerGone(false) }
 
+// ErrWouldBlock: there is nothing to read now (TryFill).
+var ErrWouldBlock = errWouldBlock
+
+// TryFill reads what the client has sent, without waiting: ErrWouldBlock
+// when there is nothing, io.EOF when the client closed its side. The
+// buffer grows up to limit bytes, as with Fill. For StartHandshake.
+func (c *ClientConn) TryFill(limit int) error {
+	if err := c.tryFill(limit); err != nil {
+		if err == io.EOF || err == errWouldBlock || errors.Is(err, errBufferFull) {
+			return err
+		}
+		return fmt.Errorf("read from client: %w", err)
+	}
+	return nil
+}
+
+// SameReactor reports whether up is watched by the reactor that watches c,
+// so that an answer awaited on it can upgrade c there (AwaitAnswer).
+func (c *ClientConn) SameReactor(up *Upstream) bool { return c.r == up.r }
+
+// DialNow starts a connection to a backend at ap (addr names it in
+// errors), watched by the reactor that watches c, without waiting:
+// connected says that the connect has completed, as on loopback and in a
+// data centre it has, as a rule, and the upstream is idle (Claim). If not,
+// a goroutine waits for it with Upstream.AwaitConnected. StartHandshake
+// dials so when no warm connection is ready, to send the request at once.
+func (c *ClientConn) DialNow(ap netip.AddrPort, addr string) (up *Upstream, connected bool, err error) {
+	up, connected, err = startDial(c.r, addr, ap)
+	if err != nil {
+		return nil, false, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	if connected {
+		// Nothing waited, so no edge was taken: a backend that hung up at
+		// once is reported by the next one.
+		up.state.Store(upIdle)
+	}
+	return up, connected, nil
+}
+
+// AwaitAnswer has answer called on the reactor, instead of a goroutine
+// woken, at each edge of up's socket, and once with expired true when the
+// tick finds c's deadline passed, until it returns false. It is for
+// StartHandshake, which has claimed up and sent it the request: c and up
+// must be on the same reactor, which runs the call. answer must not
+// block: it reads with up.TryFill and ends by upgrading c, by handing the
+// handshake to a goroutine (Go), or returns true to wait for more.
+func (c *ClientConn) AwaitAnswer(up *Upstream, answer func(expired bool) bool) {
+	if c.r != up.r || up.answer != nil {
+		panic("loop: AwaitAnswer on another reactor's upstream, or twice")
+	}
+	up.answer, up.answerFor = answer, c
+	c.r.awaiting.add(up)
+}
+
+// Go hands the rest of the handshake to a goroutine of its own, which owns
+// c from then on as ServeHandshake does: f runs once the reactor's callback
+// at hand (StartHandshake or an answer) has returned, and c is closed when
+// f returns without having upgraded it.
+func (c *ClientConn) Go(f func()) { c.handOff = f }
+
+// startHandedOff starts the goroutine that Go asked for, if any; the
+// reactor calls it after StartHandshake and each awaited answer.
+func (c *ClientConn) startHandedOff() {
+	if f := c.handOff; f != nil {
+		c.handOff = nil
+		c.r.readied = true
+		go c.ln.serveWith(c, f)
+	}
+}
+
 // onEdge runs on the accepting reactor for each edge of the client's
 // socket. The first edge with input starts the handshake on a goroutine of
 // its own, as late as possible: a client that connects and says nothing
@@ -100,6 +189,11 @@ func (c *ClientConn) onEdge(events uint32) {
 			return
 		}
 		c.state.Store(ccHandshake)
+		if rh, ok := c.ln.h.(ReactorHandshaker); ok {
+			rh.StartHandshake(c)
+			c.startHandedOff()
+			return
+		}
 		c.r.readied = true
 		go c.ln.serve(c)
 	case ccHandshake:
@@ -140,14 +234,17 @@ func (c *ClientConn) Upgrade(up *Upstream, p SessionParams) (*Session, error) {
 	c.state.Store(ccRelay)
 	leftover := c.takeInput()
 	c.r.unwatch(c.fd, c)
-	up.handOff(s)
+	// From an awaited answer, this is the session's reactor, and the
+	// session starts before Upgrade returns.
+	here := up.inAnswer
+	up.handOff(s, here)
 	if c.r != up.r {
 		// Accepted on another reactor: leave its set, so that only the
 		// session's reactor sees the socket from now on.
 		_ = rawEpollCtl(c.r.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
-		s.adopt(SideClient, c.fd, leftover)
+		s.adoptOn(SideClient, c.fd, false, leftover, here)
 	} else {
-		s.adoptWatched(SideClient, c.fd, leftover)
+		s.adoptOn(SideClient, c.fd, true, leftover, here)
 	}
 	return s, nil
 }
@@ -204,6 +301,17 @@ func (l *Loop) Listen(addr string, h Handshaker) (*Listener, error) {
 // serve runs the handshake of c on its own goroutine.
 func (ln *Listener) serve(c *ClientConn) {
 	ln.h.ServeHandshake(c)
+	c.handshakeReturned()
+}
+
+// serveWith runs f, the rest of the handshake of c, on its own goroutine.
+func (ln *Listener) serveWith(c *ClientConn, f func()) {
+	f()
+	c.handshakeReturned()
+}
+
+// handshakeReturned closes c unless the handshake upgraded it.
+func (c *ClientConn) handshakeReturned() {
 	if c.state.Load() == ccRelay {
 		return
 	}
@@ -321,6 +429,14 @@ func (r *reactor) expireFresh() {
 			r.l.log.Debug("client sent nothing within the handshake timeout", "client", c.RemoteAddr().String())
 		}
 	}
+	for i := len(r.awaiting.items) - 1; i >= 0; i-- {
+		if i >= len(r.awaiting.items) {
+			continue
+		}
+		if u := r.awaiting.items[i]; !now.Before(u.answerFor.deadline) {
+			u.runAnswer(true)
+		}
+	}
 	for _, w := range r.pausedAccepts {
 		w.resume()
 	}
@@ -334,6 +450,19 @@ func (r *reactor) closeFresh() {
 	for len(r.fresh.items) > 0 {
 		c := r.fresh.items[len(r.fresh.items)-1]
 		r.fresh.remove(c)
+		c.state.Store(ccClosed)
+		c.release()
+	}
+}
+
+// closeAwaiting closes the handshakes that await their backend's answer on
+// the reactor, as it stops: nobody will run their answers any more.
+func (r *reactor) closeAwaiting() {
+	for len(r.awaiting.items) > 0 {
+		u := r.awaiting.items[len(r.awaiting.items)-1]
+		c := u.answerFor
+		u.stopAwaiting()
+		u.Close()
 		c.state.Store(ccClosed)
 		c.release()
 	}

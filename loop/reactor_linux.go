@@ -72,6 +72,9 @@ type reactor struct {
 	// fresh are accepted clients that have sent nothing yet; tick closes
 	// those past their handshake deadline.
 	fresh indexed[*ClientConn]
+	// awaiting are upstreams whose backend's answer a handshake awaits on
+	// the reactor (ClientConn.AwaitAnswer); tick expires them.
+	awaiting indexed[*Upstream]
 	// pausedAccepts are listeners out of the set since accept ran out of
 	// descriptors; tick puts them back.
 	pausedAccepts []*acceptWatch
@@ -139,6 +142,7 @@ func newReactor(l *Loop, onThread bool) (*reactor, error) {
 	r.sessions.idx, r.waiting.idx = sessIdx, sessIdx
 	r.blocked.idx = func(p *peer) *int { return &p.blockedIdx }
 	r.fresh.idx = func(c *ClientConn) *int { return &c.freshIdx }
+	r.awaiting.idx = func(u *Upstream) *int { return &u.awaitIdx }
 	return r, nil
 }
 
@@ -507,6 +511,7 @@ func (r *reactor) shutdown() {
 		s.finish()
 	}
 	r.closeFresh()
+	r.closeAwaiting()
 	r.mu.Lock()
 	r.closed = true
 	r.cmds = nil

@@ -292,12 +292,17 @@ func (s *Session) finish() {
 // was already gone), with the input read past the handshake. Any goroutine
 // may call it; the session starts on its reactor once both sides are in.
 func (s *Session) adopt(side Side, fd int, leftover []byte) {
-	s.r.post(func() { s.r.adopt(s, side, fd, false, leftover) })
+	s.adoptOn(side, fd, false, leftover, false)
 }
 
-// adoptWatched is adopt for a socket already in the reactor's epoll set.
-func (s *Session) adoptWatched(side Side, fd int, leftover []byte) {
-	s.r.post(func() { s.r.adopt(s, side, fd, true, leftover) })
+// adoptOn is adopt for a socket that may be in the reactor's epoll set
+// already (watched), called on the reactor's goroutine (here) or not.
+func (s *Session) adoptOn(side Side, fd int, watched bool, leftover []byte, here bool) {
+	if here {
+		s.r.adopt(s, side, fd, watched, leftover)
+		return
+	}
+	s.r.post(func() { s.r.adopt(s, side, fd, watched, leftover) })
 }
 
 func (r *reactor) adopt(s *Session, side Side, fd int, watched bool, leftover []byte) {

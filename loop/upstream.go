@@ -42,6 +42,13 @@ type Upstream struct {
 	// will come with an edge. Waiting for the edge before reading saves a
 	// read that would find nothing on all but a backend next door.
 	answerDue bool
+
+	// A handshake on the reactor awaiting the backend's answer
+	// (ClientConn.AwaitAnswer); owned by the reactor.
+	answer    func(expired bool) bool
+	answerFor *ClientConn
+	inAnswer  bool // answer is running: an Upgrade from it runs here
+	awaitIdx  int  // in the reactor's awaiting list
 }
 
 // Dial connects to a backend at addr within timeout and ctx's deadline.
@@ -103,30 +110,49 @@ func (l *Loop) Dial(ctx context.Context, addr string, timeout time.Duration) (*U
 // has completed before anyone could wait for it, so it asks first and
 // waits (parked on the reactor's edge, not on a thread) only when it must.
 func (l *Loop) dialAddrPort(addr string, ap netip.AddrPort, deadline time.Time, timeout time.Duration) (*Upstream, error) {
-	fd, connected, err := startConnect(ap)
+	u, connected, err := startDial(l.pickReactor(), addr, ap)
 	if err != nil {
 		return nil, err
 	}
-	u := &Upstream{hsSocket: hsSocket{fd: fd, r: l.pickReactor(), ready: make(chan struct{}, 1)}, addr: addr}
+	if err := u.awaitConnect(connected, deadline, timeout); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// startDial opens a socket to ap, watched by r, and starts its connect.
+func startDial(r *reactor, addr string, ap netip.AddrPort) (u *Upstream, connected bool, err error) {
+	fd, connected, err := startConnect(ap)
+	if err != nil {
+		return nil, false, err
+	}
+	u = &Upstream{hsSocket: hsSocket{fd: fd, r: r, ready: make(chan struct{}, 1)}, addr: addr}
 	events := uint32(hsEvents)
 	if !connected {
 		events |= unix.EPOLLOUT
 	}
-	if err := u.r.watch(fd, u, events); err != nil {
+	if err := r.watch(fd, u, events); err != nil {
 		unix.Close(fd)
-		return nil, err
+		return nil, false, err
 	}
+	return u, connected, nil
+}
+
+// awaitConnect waits until deadline for the connect startDial started,
+// and makes the upstream idle; on failure it closes it.
+func (u *Upstream) awaitConnect(connected bool, deadline time.Time, timeout time.Duration) error {
+	fd := u.fd
 	waited := false
 	for !connected {
 		revents, err := pollOut(fd)
 		if err != nil {
 			u.release()
-			return nil, err
+			return err
 		}
 		if revents&(unix.POLLERR|unix.POLLHUP) != 0 {
 			err := connectError(fd)
 			u.release()
-			return nil, err
+			return err
 		}
 		if revents&unix.POLLOUT != 0 {
 			break
@@ -136,9 +162,9 @@ func (l *Loop) dialAddrPort(addr string, ap netip.AddrPort, deadline time.Time, 
 		if err := u.wait(deadline); err != nil {
 			u.release()
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, fmt.Errorf("connect: no answer within %v: %w", timeout, context.DeadlineExceeded)
+				return fmt.Errorf("connect: no answer within %v: %w", timeout, context.DeadlineExceeded)
 			}
-			return nil, err
+			return err
 		}
 	}
 	u.state.Store(upIdle)
@@ -154,9 +180,19 @@ func (l *Loop) dialAddrPort(addr string, ap netip.AddrPort, deadline time.Time, 
 	}
 	if edge && u.peerGone(true) && u.state.CompareAndSwap(upIdle, upClosed) {
 		u.release()
-		return nil, errors.New("closed by backend as it connected")
+		return errors.New("closed by backend as it connected")
 	}
-	return u, nil
+	return nil
+}
+
+// AwaitConnected waits until deadline for the connect that
+// ClientConn.DialNow started, on a goroutine; the upstream is then idle
+// (Claim). On failure it is closed.
+func (u *Upstream) AwaitConnected(deadline time.Time) error {
+	if err := u.awaitConnect(false, deadline, time.Until(deadline).Round(time.Millisecond)); err != nil {
+		return fmt.Errorf("dial %s: %w", u.addr, err)
+	}
+	return nil
 }
 
 // Addr is the backend address.
@@ -211,6 +247,33 @@ func (u *Upstream) Send(p []byte, deadline time.Time) error {
 	return nil
 }
 
+// SendNow writes to the backend what its socket takes of p now, without
+// waiting; the rest, if any, is for Send.
+func (u *Upstream) SendNow(p []byte) (int, error) {
+	n, err := u.tryWrite(p)
+	if n > 0 {
+		u.answerDue = true
+	}
+	if err != nil {
+		return n, fmt.Errorf("write to %s: %w", u.addr, err)
+	}
+	return n, nil
+}
+
+// TryFill reads what the backend has sent, without waiting: ErrWouldBlock
+// when there is nothing yet, io.EOF when it closed the connection. The
+// buffer grows up to limit bytes, as with Fill.
+func (u *Upstream) TryFill(limit int) error {
+	u.answerDue = false
+	if err := u.tryFill(limit); err != nil {
+		if err == io.EOF || err == errWouldBlock {
+			return err
+		}
+		return fmt.Errorf("read from %s: %w", u.addr, err)
+	}
+	return nil
+}
+
 // Fill reads more of what the backend sends, waiting until deadline for it.
 // The buffer starts at 4 KiB and grows, when full, up to limit bytes; past
 // that Fill fails. It returns io.EOF when the backend has closed the
@@ -229,15 +292,15 @@ func (u *Upstream) Fill(deadline time.Time, limit int) error {
 
 // handOff makes the upstream the backend side of s, which runs on the
 // upstream's reactor; what the backend sent behind its 101 is the
-// session's first input from it.
-func (u *Upstream) handOff(s *Session) {
+// session's first input from it. here: the caller runs on that reactor.
+func (u *Upstream) handOff(s *Session, here bool) {
 	if !u.state.CompareAndSwap(upHandshake, upRelay) {
-		s.adopt(SideBackend, -1, nil)
+		s.adoptOn(SideBackend, -1, false, nil, here)
 		return
 	}
 	leftover := u.takeInput()
 	u.r.unwatch(u.fd, u)
-	s.adoptWatched(SideBackend, u.fd, leftover)
+	s.adoptOn(SideBackend, u.fd, true, leftover, here)
 }
 
 // onEdge runs on the reactor for an edge of the upstream's socket.
@@ -245,6 +308,11 @@ func (u *Upstream) onEdge(uint32) {
 	switch u.state.Load() {
 	case upRelay, upClosed:
 		return
+	case upHandshake:
+		if u.answer != nil {
+			u.runAnswer(false)
+			return
+		}
 	case upIdle:
 		if u.peerGone(true) && u.state.CompareAndSwap(upIdle, upClosed) {
 			u.release()
@@ -256,4 +324,25 @@ func (u *Upstream) onEdge(uint32) {
 		// Quiet, or claimed since: the edge may be the claimer's.
 	}
 	u.signal()
+}
+
+// runAnswer calls the answer awaited on the reactor and forgets it once it
+// is done with.
+func (u *Upstream) runAnswer(expired bool) {
+	f, c := u.answer, u.answerFor
+	u.inAnswer = true
+	more := f(expired)
+	u.inAnswer = false
+	if !more || expired {
+		u.stopAwaiting()
+	}
+	c.startHandedOff()
+}
+
+func (u *Upstream) stopAwaiting() {
+	if u.answer == nil {
+		return
+	}
+	u.answer, u.answerFor = nil, nil
+	u.r.awaiting.remove(u)
 }

@@ -179,11 +179,27 @@ func (s *Server) dial(deadline time.Time, b *backend) (*loop.Upstream, error) {
 	// timeout and its context's deadline, so the two are the same.
 	timeout := b.pool.Load().dialTimeout
 	if !deadline.IsZero() {
-		if left := time.Until(deadline); left < timeout || timeout <= 0 {
-			timeout = left
-		}
+		timeout = dialTimeoutFor(b, deadline)
 	}
 	u, err := s.loop.Dial(context.Background(), b.addr, timeout)
+	if err := s.dialed(b, err); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// dialTimeout is how long a dial to b may take before deadline.
+func dialTimeoutFor(b *backend, deadline time.Time) time.Duration {
+	timeout := b.pool.Load().dialTimeout
+	if left := time.Until(deadline); left < timeout || timeout <= 0 {
+		timeout = left
+	}
+	return timeout
+}
+
+// dialed counts the result of a dial to b, and names the pool in its
+// error.
+func (s *Server) dialed(b *backend, err error) error {
 	result := dialOK
 	if err != nil {
 		result = dialError
@@ -194,9 +210,9 @@ func (s *Server) dial(deadline time.Time, b *backend) (*loop.Upstream, error) {
 	p := b.pool.Load()
 	p.m.dials[result].Inc()
 	if err != nil {
-		return nil, fmt.Errorf("pool %s: %w", p.name, err)
+		return fmt.Errorf("pool %s: %w", p.name, err)
 	}
-	return u, nil
+	return nil
 }
 
 // Sessions is the number of sessions in frame relay.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,7 @@ type pool struct {
 // clouds, the dial is most of the handshake's latency).
 type backend struct {
 	addr string
+	ap   netip.AddrPort // addr, if literal
 	srv  *Server
 	pool atomic.Pointer[pool] // the pool it serves now (replaced on reload)
 	// bb is the balancer's view of the backend; a reload that changes its
@@ -84,6 +86,9 @@ func newPool(srv *Server, node config.Node, pc config.Pool, old *pool) *pool {
 		}
 		if b == nil {
 			b = &backend{addr: bc.Address, srv: srv, sessions: make(map[*trackedSession]struct{})}
+			// Invalid for a host name: only a literal address is dialed
+			// from a reactor, which must not wait for a resolver.
+			b.ap, _ = netip.ParseAddrPort(bc.Address)
 			// Healthy until checks say otherwise: a restarting proxy must not
 			// refuse all traffic while its first checks run.
 			b.checkedUp.Store(true)
@@ -162,12 +167,22 @@ func (b *backend) state() string {
 	return "healthy"
 }
 
-// take returns a claimed warm connection, or nil when none is ready.
-func (b *backend) take() *loop.Upstream {
+// take returns a claimed warm connection, or nil when none is ready. It
+// prefers one on client's reactor, whose handshake can then run there to
+// the end (StartHandshake).
+func (b *backend) take(client *loop.ClientConn) *loop.Upstream {
 	b.mu.Lock()
 	var u *loop.Upstream
 	for len(b.warm) > 0 && u == nil {
-		c := b.warm[len(b.warm)-1]
+		i := len(b.warm) - 1
+		for j := i; j >= 0; j-- {
+			if client.SameReactor(b.warm[j]) {
+				i = j
+				break
+			}
+		}
+		c := b.warm[i]
+		b.warm[i] = b.warm[len(b.warm)-1]
 		b.warm = b.warm[:len(b.warm)-1]
 		if c.Claim() {
 			u = c
@@ -176,8 +191,63 @@ func (b *backend) take() *loop.Upstream {
 		}
 	}
 	b.mu.Unlock()
-	b.refill()
+	b.refillFrom(client)
 	return u
+}
+
+// refillFrom is refill from a handshake on client's reactor: its first
+// dial, to a literal address, is made at once, where it stands. A connect
+// on loopback or in a data centre completes at once, and a goroutine
+// started per upgrade cost a thread's wake-up each. A connect in progress
+// goes on on refill's goroutine.
+func (b *backend) refillFrom(client *loop.ClientConn) {
+	if !b.ap.IsValid() {
+		b.refill()
+		return
+	}
+	b.mu.Lock()
+	if b.dialing || b.closed || len(b.warm) >= b.target {
+		b.mu.Unlock()
+		return
+	}
+	b.dialing = true
+	b.mu.Unlock()
+	u, connected, err := client.DialNow(b.ap, b.addr)
+	switch {
+	case err != nil:
+		// refill's goroutine counts the failure and backs off.
+		b.mu.Lock()
+		b.dialing = false
+		b.mu.Unlock()
+		b.refill()
+	case !connected:
+		go b.refillLoop(u)
+	default:
+		b.srv.dialed(b, nil)
+		b.addWarm(u)
+		b.mu.Lock()
+		b.dialing = false
+		short := !b.closed && len(b.warm) < b.target
+		b.mu.Unlock()
+		if short {
+			b.refill()
+		}
+	}
+}
+
+// addWarm puts a connected upstream in the warm pool (the caller is the
+// refill in progress).
+func (b *backend) addWarm(u *loop.Upstream) {
+	u.OnClose(func() { b.forget(u) })
+	b.mu.Lock()
+	b.lastErr = nil
+	if b.closed {
+		b.mu.Unlock()
+		u.Close()
+		return
+	}
+	b.warm = append(b.warm, u)
+	b.mu.Unlock()
 }
 
 // refill dials in the background until the backend has its warm
@@ -191,11 +261,23 @@ func (b *backend) refill() {
 	}
 	b.dialing = true
 	b.mu.Unlock()
-	go b.refillLoop()
+	go b.refillLoop(nil)
 }
 
-func (b *backend) refillLoop() {
+// refillLoop dials until the pool is full, starting with the connect of
+// connecting, if not nil, which refillFrom started.
+func (b *backend) refillLoop(connecting *loop.Upstream) {
 	backoff := 100 * time.Millisecond
+	if connecting != nil {
+		err := b.srv.dialed(b, connecting.AwaitConnected(time.Now().Add(b.pool.Load().dialTimeout)))
+		if err == nil {
+			b.addWarm(connecting)
+		} else {
+			b.mu.Lock()
+			b.lastErr = err
+			b.mu.Unlock()
+		}
+	}
 	for {
 		b.mu.Lock()
 		if b.closed || len(b.warm) >= b.target {
@@ -207,40 +289,30 @@ func (b *backend) refillLoop() {
 		b.mu.Unlock()
 		u, err := b.srv.dial(time.Time{}, b)
 		if err == nil {
-			u.OnClose(func() { b.forget(u) })
+			backoff = 100 * time.Millisecond
+			b.addWarm(u)
+			continue
 		}
 		b.mu.Lock()
-		if err != nil {
-			b.lastErr = err
-			b.triedOnce = true
-			closed := b.closed
-			b.mu.Unlock()
-			if closed {
-				return
-			}
-			b.srv.log.Debug("warm dial failed", "pool", b.pool.Load().name, "backend", b.addr, "err", err)
-			select {
-			case <-time.After(backoff):
-			case <-b.srv.stopping:
-				b.mu.Lock()
-				b.dialing = false
-				b.mu.Unlock()
-				return
-			}
-			if backoff < time.Second {
-				backoff *= 2
-			}
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		b.lastErr = nil
-		if b.closed {
-			b.mu.Unlock()
-			u.Close()
-			continue
-		}
-		b.warm = append(b.warm, u)
+		b.lastErr = err
+		b.triedOnce = true
+		closed := b.closed
 		b.mu.Unlock()
+		if closed {
+			return
+		}
+		b.srv.log.Debug("warm dial failed", "pool", b.pool.Load().name, "backend", b.addr, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-b.srv.stopping:
+			b.mu.Lock()
+			b.dialing = false
+			b.mu.Unlock()
+			return
+		}
+		if backoff < time.Second {
+			backoff *= 2
+		}
 	}
 }
 
