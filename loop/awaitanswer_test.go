@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gobwas/ws"
 )
 
 // reactorHandshaker plays the proxy's fast way (StartHandshake): on the
@@ -226,24 +224,7 @@ func testUpgradesOnReactor(t *testing.T, warm bool) {
 	}
 	l, ln, h, conns := reactorListening(t, Config{}, nwarm, func() string { return "101" })
 	for i := range clients {
-		first := []byte{'f', byte(i)}
-		client, br := upgradeClient(t, ln, maskedFrame(ws.OpBinary, true, first))
-		backend := <-conns
-		f, err := ws.ReadFrame(backend)
-		if err != nil {
-			t.Fatalf("client %d: backend read: %v", i, err)
-		}
-		ws.Cipher(f.Payload, f.Header.Mask, 0)
-		if !bytes.Equal(f.Payload, first) {
-			t.Fatalf("client %d: first frame %q, want %q", i, f.Payload, first)
-		}
-		payload := []byte{'b', byte(i)}
-		ws.WriteFrame(backend, ws.NewBinaryFrame(payload))
-		if f, err := ws.ReadFrame(br); err != nil || !bytes.Equal(f.Payload, payload) {
-			t.Fatalf("client %d: got %q, %v; want %q", i, f.Payload, err, payload)
-		}
-		client.Close()
-		backend.Close()
+		upgradeAndRelay(t, ln, conns, i)
 	}
 	if got := h.upgradedOnReactor.Load(); got != clients {
 		t.Errorf("%d of %d upgrades done on the reactor (%d handed off)", got, clients, h.handedOff.Load())

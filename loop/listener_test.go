@@ -194,24 +194,7 @@ func TestListenerUpgradesAndRelays(t *testing.T) {
 			l, ln, h, backends := listening(t, Config{Reactors: reactors})
 			const clients = 8
 			for i := range clients {
-				first := []byte{'f', byte(i)}
-				client, br := upgradeClient(t, ln, maskedFrame(ws.OpBinary, true, first))
-				backend := <-backends
-				f, err := ws.ReadFrame(backend)
-				if err != nil {
-					t.Fatalf("client %d: backend read: %v", i, err)
-				}
-				ws.Cipher(f.Payload, f.Header.Mask, 0)
-				if !bytes.Equal(f.Payload, first) {
-					t.Fatalf("client %d: first frame %q, want %q", i, f.Payload, first)
-				}
-				payload := []byte{'b', byte(i)}
-				ws.WriteFrame(backend, ws.NewBinaryFrame(payload))
-				if f, err := ws.ReadFrame(br); err != nil || !bytes.Equal(f.Payload, payload) {
-					t.Fatalf("client %d: got %q, %v; want %q", i, f.Payload, err, payload)
-				}
-				client.Close()
-				backend.Close()
+				upgradeAndRelay(t, ln, backends, i)
 			}
 			if reactors > 1 && (h.sameReactor.Load() == 0 || h.movedReactor.Load() == 0) {
 				t.Errorf("%d upgrades on the accepting reactor, %d moved: the test did not cover both", h.sameReactor.Load(), h.movedReactor.Load())
@@ -221,6 +204,31 @@ func TestListenerUpgradesAndRelays(t *testing.T) {
 			}
 			waitSessions(t, l, 0)
 		})
+	}
+}
+
+// upgradeAndRelay upgrades client i through ln, checks that its session
+// relays both ways (its first frame sent in the request's segment), and
+// closes both ends; backends delivers the backends' ends.
+func upgradeAndRelay(t *testing.T, ln *Listener, backends chan *os.File, i int) {
+	t.Helper()
+	first := []byte{'f', byte(i)}
+	client, br := upgradeClient(t, ln, maskedFrame(ws.OpBinary, true, first))
+	backend := <-backends
+	defer client.Close()
+	defer backend.Close()
+	f, err := ws.ReadFrame(backend)
+	if err != nil {
+		t.Fatalf("client %d: backend read: %v", i, err)
+	}
+	ws.Cipher(f.Payload, f.Header.Mask, 0)
+	if !bytes.Equal(f.Payload, first) {
+		t.Fatalf("client %d: first frame %q, want %q", i, f.Payload, first)
+	}
+	payload := []byte{'b', byte(i)}
+	ws.WriteFrame(backend, ws.NewBinaryFrame(payload))
+	if f, err := ws.ReadFrame(br); err != nil || !bytes.Equal(f.Payload, payload) {
+		t.Fatalf("client %d: got %q, %v; want %q", i, f.Payload, err, payload)
 	}
 }
 

@@ -205,13 +205,9 @@ func (b *backend) refillFrom(client *loop.ClientConn) {
 		b.refill()
 		return
 	}
-	b.mu.Lock()
-	if b.dialing || b.closed || len(b.warm) >= b.target {
-		b.mu.Unlock()
+	if !b.startRefill() {
 		return
 	}
-	b.dialing = true
-	b.mu.Unlock()
 	u, connected, err := client.DialNow(b.ap, b.addr)
 	switch {
 	case err != nil:
@@ -254,14 +250,21 @@ func (b *backend) addWarm(u *loop.Upstream) {
 // connections again. One refill runs per backend; after a failed dial it
 // waits before trying again, so a dead backend costs one dial per second.
 func (b *backend) refill() {
+	if b.startRefill() {
+		go b.refillLoop(nil)
+	}
+}
+
+// startRefill reports whether the pool is short and no refill runs; if so,
+// the caller's refill now runs.
+func (b *backend) startRefill() bool {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.dialing || b.closed || len(b.warm) >= b.target {
-		b.mu.Unlock()
-		return
+		return false
 	}
 	b.dialing = true
-	b.mu.Unlock()
-	go b.refillLoop(nil)
+	return true
 }
 
 // refillLoop dials until the pool is full, starting with the connect of
