@@ -211,13 +211,10 @@ func (b *backend) refillFrom(client *loop.ClientConn) {
 	u, connected, err := client.DialNow(b.ap, b.addr)
 	switch {
 	case err != nil:
-		// refill's goroutine counts the failure and backs off.
-		b.mu.Lock()
-		b.dialing = false
-		b.mu.Unlock()
-		b.refill()
+		// Counted here; the goroutine backs off before it dials again.
+		go b.refillLoop(nil, b.srv.dialed(b, err))
 	case !connected:
-		go b.refillLoop(u)
+		go b.refillLoop(u, nil)
 	default:
 		b.srv.dialed(b, nil)
 		b.addWarm(u)
@@ -251,7 +248,7 @@ func (b *backend) addWarm(u *loop.Upstream) {
 // waits before trying again, so a dead backend costs one dial per second.
 func (b *backend) refill() {
 	if b.startRefill() {
-		go b.refillLoop(nil)
+		go b.refillLoop(nil, nil)
 	}
 }
 
@@ -267,30 +264,31 @@ func (b *backend) startRefill() bool {
 	return true
 }
 
-// refillLoop dials until the pool is full, starting with the connect of
-// connecting, if not nil, which refillFrom started.
-func (b *backend) refillLoop(connecting *loop.Upstream) {
+// refillLoop dials until the pool is full. The first dial may be one that
+// refillFrom started: a connect in progress to wait for, or its error (a
+// back-off first).
+func (b *backend) refillLoop(connecting *loop.Upstream, failed error) {
 	backoff := 100 * time.Millisecond
-	if connecting != nil {
-		err := b.srv.dialed(b, connecting.AwaitConnected(time.Now().Add(b.pool.Load().dialTimeout)))
-		if err == nil {
-			b.addWarm(connecting)
-		} else {
-			b.mu.Lock()
-			b.lastErr = err
-			b.mu.Unlock()
-		}
-	}
 	for {
-		b.mu.Lock()
-		if b.closed || len(b.warm) >= b.target {
-			b.dialing = false
-			b.triedOnce = true
+		var u *loop.Upstream
+		var err error
+		switch {
+		case connecting != nil:
+			u, connecting = connecting, nil
+			err = b.srv.dialed(b, u.AwaitConnected(time.Now().Add(b.pool.Load().dialTimeout)))
+		case failed != nil:
+			err, failed = failed, nil
+		default:
+			b.mu.Lock()
+			if b.closed || len(b.warm) >= b.target {
+				b.dialing = false
+				b.triedOnce = true
+				b.mu.Unlock()
+				return
+			}
 			b.mu.Unlock()
-			return
+			u, err = b.srv.dial(time.Time{}, b)
 		}
-		b.mu.Unlock()
-		u, err := b.srv.dial(time.Time{}, b)
 		if err == nil {
 			backoff = 100 * time.Millisecond
 			b.addWarm(u)
