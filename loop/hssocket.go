@@ -83,7 +83,7 @@ func (h *hsSocket) fill(deadline time.Time, limit int, wait bool) error {
 		}
 	}
 	for {
-		n, e := rawRead(h.fd, h.in[len(h.in):cap(h.in)])
+		n, e := sockRecv(h.fd, h.in[len(h.in):cap(h.in)])
 		if n > 0 {
 			h.in = h.in[:len(h.in)+n]
 			return nil
@@ -119,7 +119,7 @@ func (h *hsSocket) tryFill(limit int) error {
 			return err
 		}
 		room := cap(h.in) - len(h.in)
-		n, e := rawRead(h.fd, h.in[len(h.in):cap(h.in)])
+		n, e := sockRecv(h.fd, h.in[len(h.in):cap(h.in)])
 		switch {
 		case n > 0:
 			h.in = h.in[:len(h.in)+n]
@@ -145,7 +145,7 @@ func (h *hsSocket) tryFill(limit int) error {
 func (h *hsSocket) tryWrite(p []byte) (int, error) {
 	sent := 0
 	for sent < len(p) {
-		n, e := rawWrite(h.fd, p[sent:])
+		n, e := sockSend(h.fd, p[sent:])
 		if n > 0 {
 			sent += n
 			continue
@@ -188,7 +188,7 @@ func (h *hsSocket) makeRoom(limit int) error {
 // write sends all of p before deadline.
 func (h *hsSocket) write(p []byte, deadline time.Time, watched uint32) error {
 	for len(p) > 0 {
-		n, e := rawWrite(h.fd, p)
+		n, e := sockSend(h.fd, p)
 		if n > 0 {
 			p = p[n:]
 			continue

@@ -214,7 +214,7 @@ func (c *ClientConn) release() {
 func (c *ClientConn) discardInput() {
 	var buf [2048]byte
 	for range 32 {
-		n, e := rawRead(c.fd, buf[:])
+		n, e := sockRecv(c.fd, buf[:])
 		if n <= 0 && e != unix.EINTR {
 			return
 		}

@@ -173,10 +173,13 @@ func (p *peer) onReadable(events uint32) {
 		p.from.relay(p.r.scratch[:n])
 	case err == unix.EAGAIN:
 	case err == nil && p.closeRecv:
-		// A half-close after its Close: it may still be owed ours.
+		// A half-close after its Close: it may still be owed ours. The
+		// session most often ends here, and then the socket is closed
+		// without first being taken out of EPOLLIN (an epoll_ctl per
+		// session).
 		p.eof = true
-		p.sync()
 		p.sess.maybeFinish()
+		p.sync()
 	default:
 		p.lose()
 	}
@@ -246,15 +249,16 @@ func (p *peer) release() {
 	p.dropOut()
 	p.lost = true
 	p.pending = nil
-	if p.into != nil {
-		// Its sender may have been paused for it.
+	if p.into != nil && p.sess.state.Load() != sessFinished {
+		// Its sender may have been paused for it; at the session's end
+		// the sender is closing too.
 		p.into.src.sync()
 	}
 }
 
 func writeFd(fd int, b []byte) (int, error) {
 	for {
-		n, e := rawWrite(fd, b)
+		n, e := sockSend(fd, b)
 		switch e {
 		case 0:
 			return n, nil
@@ -269,7 +273,7 @@ func writeFd(fd int, b []byte) (int, error) {
 
 func readFd(fd int, b []byte) (int, error) {
 	for {
-		n, e := rawRead(fd, b)
+		n, e := sockRecv(fd, b)
 		switch e {
 		case 0:
 			return n, nil
