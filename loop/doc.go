@@ -30,6 +30,12 @@
 // the reactor that has the backend's socket, with the same registration,
 // and the client's socket joins it there (from the same set, or moved
 // from the accepting reactor's), with any input read past the request.
+// Session sockets are watched edge-triggered, as handshakes are: a socket
+// whose last read took everything joins its session with no epoll_ctl
+// (hsSocket.quiet), and a socket read once is not polled again by the
+// next wait. Input an edge reported and the relay did not take (a read
+// that filled the scratch buffer, a sender paused for its receiver, the
+// FIN behind data) is read again without one (reactor.rereads).
 //
 // Until November 2026 github.com/cloudwego/netpoll accepted the clients
 // and served the handshakes, and handed each upgraded client's socket to a
@@ -81,7 +87,7 @@
 // or max_buffered_bytes if smaller). The direction walks the frame headers
 // in place (frame.ParseHeader, frame.Validator) and writes the whole run of
 // frames — headers and still-masked payloads — to the other socket with one
-// write(2). A frame larger than what has arrived is forwarded in pieces as
+// send(2). A frame larger than what has arrived is forwarded in pieces as
 // its bytes arrive. Bytes are copied only when a frame header or a control
 // frame is split across reads (into a small carry buffer) and when the other
 // socket does not take a whole write (below).

@@ -35,12 +35,33 @@ type hsSocket struct {
 	// outArmed: the socket is watched for EPOLLOUT too, since a write
 	// found its send buffer full.
 	outArmed bool
+	// drained: the last read (tryFill) took all the kernel held.
+	drained bool
+	// hup: an edge reported the peer's hang-up or an error. Set and read
+	// on the reactor only (see quiet).
+	hup bool
 }
 
 // hsEvents is how a reactor watches a socket before its session:
 // edge-triggered, so that input the owner has not read yet does not wake
 // the reactor again and again.
 const hsEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
+
+// quiet says that the socket has nothing unread and no edge untaken: its
+// last read took all the kernel held, and no edge has come since. Such a
+// socket joins its session as it is watched (edge-triggered, for input and
+// hang-up, like a session's socket) with no epoll_ctl. Only the reactor,
+// owning the socket, may ask.
+func (h *hsSocket) quiet() bool {
+	return h.drained && !h.hup && !h.outArmed && len(h.ready) == 0
+}
+
+// noteEdge records what quiet needs of an edge; the reactor calls it.
+func (h *hsSocket) noteEdge(events uint32) {
+	if events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		h.hup = true
+	}
+}
 
 // signal passes an edge on to the owner; the reactor calls it.
 func (h *hsSocket) signal() {
@@ -74,6 +95,7 @@ var errBufferFull = errors.New("buffer full")
 // read (a request just went out), which saves a read that would find
 // nothing.
 func (h *hsSocket) fill(deadline time.Time, limit int, wait bool) error {
+	h.drained = false
 	if err := h.makeRoom(limit); err != nil {
 		return err
 	}
@@ -111,6 +133,7 @@ var errWouldBlock = errors.New("would block")
 // comes with a new edge; a read that fills it is followed by another.
 func (h *hsSocket) tryFill(limit int) error {
 	read := false
+	h.drained = false
 	for {
 		if err := h.makeRoom(limit); err != nil {
 			if read {
@@ -125,16 +148,21 @@ func (h *hsSocket) tryFill(limit int) error {
 			h.in = h.in[:len(h.in)+n]
 			read = true
 			if n < room {
+				h.drained = true
 				return nil
 			}
 			continue
 		case read:
-			return nil // what was read first; the error comes again
+			// What was read first; an error or the end comes again at
+			// the next read.
+			h.drained = e == unix.EAGAIN
+			return nil
 		case n == 0 && e == 0:
 			return io.EOF
 		case e == unix.EINTR:
 			continue
 		case e == unix.EAGAIN:
+			h.drained = true
 			return errWouldBlock
 		}
 		return e

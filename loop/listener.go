@@ -179,6 +179,7 @@ func (c *ClientConn) startHandedOff() {
 // its own, as late as possible: a client that connects and says nothing
 // costs no goroutine, only its place in the reactor's fresh list.
 func (c *ClientConn) onEdge(events uint32) {
+	c.noteEdge(events)
 	switch c.state.Load() {
 	case ccNew:
 		c.r.fresh.remove(c)
@@ -238,13 +239,16 @@ func (c *ClientConn) Upgrade(up *Upstream, p SessionParams) (*Session, error) {
 	// session starts before Upgrade returns.
 	here := up.inAnswer
 	up.handOff(s, here)
-	if c.r != up.r {
+	switch {
+	case c.r != up.r:
 		// Accepted on another reactor: leave its set, so that only the
 		// session's reactor sees the socket from now on.
 		_ = rawEpollCtl(c.r.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
-		s.adoptOn(SideClient, c.fd, false, leftover, here)
-	} else {
-		s.adoptOn(SideClient, c.fd, true, leftover, here)
+		s.adoptOn(SideClient, c.fd, joinAdd, leftover, here)
+	case here && c.quiet():
+		s.adoptOn(SideClient, c.fd, joinQuiet, leftover, here)
+	default:
+		s.adoptOn(SideClient, c.fd, joinMod, leftover, here)
 	}
 	return s, nil
 }

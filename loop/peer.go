@@ -51,11 +51,16 @@ type peer struct {
 	lost      bool // its TCP connection is gone
 	eof       bool // it half-closed after its Close; it may still be written
 
-	leftover  []byte // input read during the handshake, behind its head
-	pendingFd int    // the adopted socket, until the session starts (-1: none)
-	// pendingWatched: pendingFd is in the epoll set already (a backend
-	// socket, watched since its dial).
-	pendingWatched bool
+	leftover    []byte   // input read during the handshake, behind its head
+	pendingFd   int      // the adopted socket, until the session starts (-1: none)
+	pendingJoin joinKind // how pendingFd joins the epoll set
+
+	// The set is edge-triggered: input an edge reported and the peer did
+	// not read (while it was not readable, or because a read filled the
+	// scratch buffer) is not reported again.
+	inputDue     bool // an edge came while the peer was not readable
+	rereadQueued bool // in the reactor's rereads
+	hangUp       bool // an edge reported the peer's FIN: a short read leaves it unread
 }
 
 // done reports whether nothing more is expected of this peer.
@@ -146,28 +151,44 @@ func (p *peer) sync() {
 		return
 	}
 	var want uint32
-	if p.readable() {
-		want |= unix.EPOLLIN
+	readable := p.readable()
+	if readable {
+		want |= peerIn
 	}
 	if p.out != nil {
 		want |= unix.EPOLLOUT
 	}
 	if want != p.interest {
+		// The modification reports input waiting now, edge or none.
 		p.r.modify(p, want)
+		if readable {
+			p.inputDue = false
+		}
+	}
+	if readable && p.inputDue {
+		p.inputDue = false
+		p.r.reread(p)
 	}
 }
 
 func (p *peer) onReadable(events uint32) {
+	if events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		p.hangUp = true
+	}
 	if !p.readable() {
 		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 			p.lose()
+		} else if events&unix.EPOLLIN != 0 {
+			p.inputDue = true
 		}
 		return
 	}
 	n, err := readFd(p.fd, p.r.scratch)
 	switch {
-	case n == len(p.r.scratch):
-		p.r.more = true
+	case n == len(p.r.scratch) || n > 0 && p.hangUp:
+		// There may be more, or the FIN behind what was read, and no
+		// edge will say so.
+		p.r.reread(p)
 		p.from.relay(p.r.scratch[:n])
 	case n > 0:
 		p.from.relay(p.r.scratch[:n])

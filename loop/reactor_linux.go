@@ -81,13 +81,15 @@ type reactor struct {
 	// readied: the batch at hand made a handshake's goroutine runnable
 	// (serveOnThread yields to it).
 	readied bool
-	// more: the batch at hand may have left input in the kernel (a read
-	// filled scratch, or the batch filled the events array), which a
-	// level-triggered set reports again only when asked.
-	more     bool
-	now      int64
-	lastTick int64
-	stopping bool
+	// more: the batch at hand filled the events array, so the kernel may
+	// hold more ready sockets.
+	more bool
+	// rereads are peers to read again without an edge (peer.inputDue,
+	// peer.hangUp, a read that filled scratch): the set is edge-triggered.
+	rereads, rereadsRun []*peer
+	now                 int64
+	lastTick            int64
+	stopping            bool
 
 	buffered atomic.Int64 // unsent bytes over all blocked peers, as of the last tick
 	done     chan struct{}
@@ -200,10 +202,8 @@ func (r *reactor) serveOnThread(events []unix.EpollEvent) {
 		wait := int((r.lastTick + tickEvery - r.now + int64(time.Millisecond) - 1) / int64(time.Millisecond))
 		var n int
 		var e unix.Errno
-		// Input left by a full read needs no poll of its own here, as it
-		// does when parked: the set is level-triggered, so a wait returns
-		// at once while any is left.
-		polled := wait <= 0
+		// Peers to read again (input left) must not wait for an edge.
+		polled := wait <= 0 || len(r.rereads) > 0
 		switch {
 		case polled:
 			n, e = pollEvents(r.epfd, events)
@@ -232,6 +232,7 @@ func (r *reactor) serveOnThread(events []unix.EpollEvent) {
 			r.dispatch(&events[i])
 		}
 		r.runCommands()
+		r.runRereads()
 		if r.now-r.lastTick >= tickEvery {
 			r.lastTick = r.now
 			r.tick()
@@ -275,7 +276,7 @@ func (r *reactor) serveParked(events []unix.EpollEvent) {
 				failed = e
 				return true
 			}
-			if n == 0 {
+			if n == 0 && len(r.rereads) == 0 {
 				return false // park until epfd is readable or the tick is due
 			}
 			r.now = time.Now().UnixNano()
@@ -284,10 +285,11 @@ func (r *reactor) serveParked(events []unix.EpollEvent) {
 				r.dispatch(&events[i])
 			}
 			r.runCommands()
+			r.runRereads()
 			if r.stopping || r.now-r.lastTick >= tickEvery {
 				return true
 			}
-			if !r.more {
+			if !r.more && len(r.rereads) == 0 {
 				// Every socket of the batch was read to the end of what it
 				// had: readiness from now on is new, and each new readiness
 				// wakes Go's poller on epfd, so asking epoll again now
@@ -373,22 +375,34 @@ func (r *reactor) register(p *peer, fd int) error {
 	return r.own(p, fd, unix.EPOLL_CTL_ADD)
 }
 
-// attach makes p the owner of fd, which is in the epoll set already (an
-// upstream's socket), watched level-triggered for input like every
-// session socket. The modification also reports input that arrived while
-// nobody watched. fd is the socket's only descriptor.
-func (r *reactor) attach(p *peer, fd int) error {
+// attach makes p the owner of fd, which is in the epoll set already (a
+// socket watched through its handshake). The modification also reports
+// input that arrived while nobody watched; a quiet socket (hsSocket.quiet)
+// is watched as a session's socket is already and needs none. fd is the
+// socket's only descriptor.
+func (r *reactor) attach(p *peer, fd int, quiet bool) error {
+	if quiet {
+		return r.own(p, fd, -1)
+	}
 	return r.own(p, fd, unix.EPOLL_CTL_MOD)
 }
 
+// peerIn is what a session's socket is watched for while it is read, edge
+// -triggered like a handshake's (hsEvents), so that one joins a session
+// with no epoll_ctl, and a ready socket is not polled again by every wait
+// after it was read.
+const peerIn = unix.EPOLLIN | unix.EPOLLRDHUP
+
 func (r *reactor) own(p *peer, fd, op int) error {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
-	if e := rawEpollCtl(r.epfd, op, fd, &ev); e != 0 {
-		name := "add"
-		if op == unix.EPOLL_CTL_MOD {
-			name = "mod"
+	ev := unix.EpollEvent{Events: peerIn | unix.EPOLLET, Fd: int32(fd)}
+	if op >= 0 {
+		if e := rawEpollCtl(r.epfd, op, fd, &ev); e != 0 {
+			name := "add"
+			if op == unix.EPOLL_CTL_MOD {
+				name = "mod"
+			}
+			return fmt.Errorf("epoll_ctl %s fd %d: %w", name, fd, e)
 		}
-		return fmt.Errorf("epoll_ctl %s fd %d: %w", name, fd, e)
 	}
 	if fd >= len(r.peers) {
 		n := 2 * len(r.peers)
@@ -401,8 +415,35 @@ func (r *reactor) own(p *peer, fd, op int) error {
 	}
 	r.peers[fd] = p
 	p.fd = fd
-	p.interest = unix.EPOLLIN
+	p.interest = peerIn
 	return nil
+}
+
+// reread has p read again after the batch at hand, without an edge.
+func (r *reactor) reread(p *peer) {
+	if !p.rereadQueued {
+		p.rereadQueued = true
+		r.rereads = append(r.rereads, p)
+	}
+}
+
+// runRereads reads the peers queued for it; those that queue themselves
+// again (input still left) are read again after the next poll, so that
+// one busy socket does not starve the others.
+func (r *reactor) runRereads() {
+	if len(r.rereads) == 0 {
+		return
+	}
+	batch := r.rereads
+	r.rereads = r.rereadsRun[:0]
+	for i, p := range batch {
+		batch[i] = nil
+		p.rereadQueued = false
+		if p.fd >= 0 {
+			p.onReadable(unix.EPOLLIN)
+		}
+	}
+	r.rereadsRun = batch[:0]
 }
 
 // watch adds a socket that no session owns to the epoll set.
@@ -438,7 +479,7 @@ func (r *reactor) unwatch(fd int, w edgeWatcher) {
 
 // modify sets the events p's socket is watched for.
 func (r *reactor) modify(p *peer, events uint32) {
-	ev := unix.EpollEvent{Events: events, Fd: int32(p.fd)}
+	ev := unix.EpollEvent{Events: events | unix.EPOLLET, Fd: int32(p.fd)}
 	if e := rawEpollCtl(r.epfd, unix.EPOLL_CTL_MOD, p.fd, &ev); e != 0 {
 		r.l.log.Warn("epoll_ctl mod", "fd", p.fd, "err", e.Error())
 	}

@@ -292,27 +292,36 @@ func (s *Session) finish() {
 // was already gone), with the input read past the handshake. Any goroutine
 // may call it; the session starts on its reactor once both sides are in.
 func (s *Session) adopt(side Side, fd int, leftover []byte) {
-	s.adoptOn(side, fd, false, leftover, false)
+	s.adoptOn(side, fd, joinAdd, leftover, false)
 }
+
+// joinKind is how a socket joins its session's epoll registration.
+type joinKind uint8
+
+const (
+	joinAdd   joinKind = iota // not in the reactor's epoll set yet
+	joinMod                   // in it: modified, which reports what came meanwhile
+	joinQuiet                 // in it as a session's socket is, nothing unread (hsSocket.quiet)
+)
 
 // adoptOn is adopt for a socket that may be in the reactor's epoll set
-// already (watched), called on the reactor's goroutine (here) or not.
-func (s *Session) adoptOn(side Side, fd int, watched bool, leftover []byte, here bool) {
+// already (join), called on the reactor's goroutine (here) or not.
+func (s *Session) adoptOn(side Side, fd int, join joinKind, leftover []byte, here bool) {
 	if here {
-		s.r.adopt(s, side, fd, watched, leftover)
+		s.r.adopt(s, side, fd, join, leftover)
 		return
 	}
-	s.r.post(func() { s.r.adopt(s, side, fd, watched, leftover) })
+	s.r.post(func() { s.r.adopt(s, side, fd, join, leftover) })
 }
 
-func (r *reactor) adopt(s *Session, side Side, fd int, watched bool, leftover []byte) {
+func (r *reactor) adopt(s *Session, side Side, fd int, join joinKind, leftover []byte) {
 	p := &s.client
 	if side == SideBackend {
 		p = &s.backend
 	}
 	p.leftover = leftover
 	p.pendingFd = fd
-	p.pendingWatched = watched
+	p.pendingJoin = join
 	s.adopted++
 	if s.adopted < 2 {
 		r.waiting.add(s)
@@ -325,10 +334,10 @@ func (r *reactor) adopt(s *Session, side Side, fd int, watched bool, leftover []
 		if fd := p.pendingFd; fd >= 0 {
 			p.pendingFd = -1
 			var err error
-			if p.pendingWatched {
-				err = r.attach(p, fd)
-			} else {
+			if p.pendingJoin == joinAdd {
 				err = r.register(p, fd)
+			} else {
+				err = r.attach(p, fd, p.pendingJoin == joinQuiet)
 			}
 			if err != nil {
 				r.l.log.Warn("adopt connection", "side", p.side.String(), "err", err.Error())

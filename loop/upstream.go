@@ -295,16 +295,21 @@ func (u *Upstream) Fill(deadline time.Time, limit int) error {
 // session's first input from it. here: the caller runs on that reactor.
 func (u *Upstream) handOff(s *Session, here bool) {
 	if !u.state.CompareAndSwap(upHandshake, upRelay) {
-		s.adoptOn(SideBackend, -1, false, nil, here)
+		s.adoptOn(SideBackend, -1, joinAdd, nil, here)
 		return
+	}
+	join := joinMod
+	if here && u.quiet() {
+		join = joinQuiet
 	}
 	leftover := u.takeInput()
 	u.r.unwatch(u.fd, u)
-	s.adoptOn(SideBackend, u.fd, true, leftover, here)
+	s.adoptOn(SideBackend, u.fd, join, leftover, here)
 }
 
 // onEdge runs on the reactor for an edge of the upstream's socket.
-func (u *Upstream) onEdge(uint32) {
+func (u *Upstream) onEdge(events uint32) {
+	u.noteEdge(events)
 	switch u.state.Load() {
 	case upRelay, upClosed:
 		return
