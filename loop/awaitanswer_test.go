@@ -314,14 +314,7 @@ func TestAwaitAnswerClosedAtStop(t *testing.T) {
 	fds := openFDs(t)
 	t.Cleanup(func() { checkNoFDLeak(t, fds) })
 	l, ln, h, _ := reactorListening(t, Config{}, 1, func() string { return "silent" })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Write([]byte(testRequest)); err != nil {
-		t.Fatal(err)
-	}
+	c := requestingClient(t, ln)
 	deadline := time.Now().Add(2 * time.Second)
 	for h.onReactor.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
@@ -349,15 +342,7 @@ func TestAwaitAnswerDialRefused(t *testing.T) {
 	ap := netip.MustParseAddrPort(dead.Addr().String())
 	h.dial.Store(&ap)
 	dead.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte(testRequest)); err != nil {
-		t.Fatal(err)
-	}
+	c := requestingClient(t, ln)
 	got, err := io.ReadAll(c)
 	if err != nil || string(got) != badGateway {
 		t.Fatalf("got %q, %v; want the 502", got, err)
@@ -365,4 +350,20 @@ func TestAwaitAnswerDialRefused(t *testing.T) {
 	if h.dialErrors.Load() != 1 || h.handedOff.Load() != 1 {
 		t.Fatalf("%d dial errors, %d handed off; want 1 and 1", h.dialErrors.Load(), h.handedOff.Load())
 	}
+}
+
+// requestingClient connects to ln and sends the upgrade request; the
+// connection closes when the test ends.
+func requestingClient(t *testing.T, ln *Listener) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(testRequest)); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

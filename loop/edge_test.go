@@ -3,7 +3,6 @@ package loop
 import (
 	"bytes"
 	"io"
-	"net"
 	"os"
 	"runtime"
 	"testing"
@@ -182,15 +181,7 @@ func TestEdgeFrameBeforeTheAnswer(t *testing.T) {
 		<-answered
 		return "101"
 	})
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte(testRequest)); err != nil {
-		t.Fatal(err)
-	}
+	c := requestingClient(t, ln)
 	<-asked
 	if _, err := c.Write(maskedFrame(ws.OpBinary, true, []byte("early"))); err != nil {
 		t.Fatal(err)
