@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,11 +28,19 @@ type hsSocket struct {
 	fd    int
 	r     *reactor
 	ready chan struct{} // one edge from the reactor, for the owner
+	// waiting: the owner is parked on ready, or about to be. The reactor
+	// yields its P to a goroutine it wakes (readied) only then: an owner
+	// still running elsewhere would find the edge without parking.
+	waiting atomic.Bool
 
 	// Owned by whoever owns the socket.
-	in    []byte // read, not yet consumed: in[off:]
-	off   int
-	timer *time.Timer
+	in  []byte // read, not yet consumed: in[off:]
+	off int
+	// pooled is inputPool's holder of in's array while in is a pooled
+	// buffer: putting it back as it came costs no allocation, where a
+	// fresh pointer to in would.
+	pooled *[]byte
+	timer  *time.Timer
 	// outArmed: the socket is watched for EPOLLOUT too, since a write
 	// found its send buffer full.
 	outArmed bool
@@ -67,7 +76,9 @@ func (h *hsSocket) noteEdge(events uint32) {
 func (h *hsSocket) signal() {
 	select {
 	case h.ready <- struct{}{}:
-		h.r.readied = true
+		if h.waiting.Load() {
+			h.r.readied = true
+		}
 	default: // one pending wake-up is enough: the owner reads to EAGAIN
 	}
 }
@@ -193,7 +204,8 @@ func (h *hsSocket) tryWrite(p []byte) (int, error) {
 // limit bytes.
 func (h *hsSocket) makeRoom(limit int) error {
 	if h.in == nil {
-		h.in = (*inputPool.Get().(*[]byte))[:0]
+		h.pooled = inputPool.Get().(*[]byte)
+		h.in = (*h.pooled)[:0]
 	}
 	if len(h.in) < cap(h.in) {
 		return nil
@@ -244,11 +256,10 @@ func (h *hsSocket) write(p []byte, deadline time.Time, watched uint32) error {
 }
 
 func (h *hsSocket) putInput() {
-	if h.in != nil && cap(h.in) == 4<<10 {
-		b := h.in[:0]
-		inputPool.Put(&b)
+	if h.pooled != nil {
+		inputPool.Put(h.pooled)
 	}
-	h.in, h.off = nil, 0
+	h.in, h.off, h.pooled = nil, 0, nil
 }
 
 // takeInput returns a copy of what is buffered, or nil, and gives the
@@ -265,6 +276,8 @@ func (h *hsSocket) takeInput() []byte {
 // wait parks until the reactor passes on an edge of the socket, or
 // deadline (zero: none).
 func (h *hsSocket) wait(deadline time.Time) error {
+	h.waiting.Store(true)
+	defer h.waiting.Store(false)
 	if deadline.IsZero() {
 		<-h.ready
 		return nil

@@ -340,10 +340,10 @@ func (ln *Listener) stopAccepting() {
 	rawClose(ln.fd)
 }
 
-// acceptBatch bounds the connections one reactor accepts per readiness, so
-// that a burst of new clients does not hold up the sessions' relay; the
-// listening socket is level-triggered and reports the rest at once.
-const acceptBatch = 64
+// acceptRetries bounds the accepts one readiness makes when a pending
+// connection was reset before it could be taken (ECONNABORTED) or a signal
+// came (EINTR).
+const acceptRetries = 8
 
 // acceptWatch is a listener's socket in one reactor's set.
 type acceptWatch struct {
@@ -353,7 +353,11 @@ type acceptWatch struct {
 	paused bool // out of the set for a tick: the process ran out of descriptors
 }
 
-// onEdge accepts what is pending, on the reactor.
+// onEdge accepts one pending connection, on the reactor. The listening
+// socket is level-triggered, so the next wait reports it again while more
+// are pending: a burst of new clients is taken one per turn of the loop,
+// between the sessions' relay, and, unlike accepting until EAGAIN, no
+// accept comes back empty (two in three upgrades made one at C=50).
 func (w *acceptWatch) onEdge(uint32) {
 	ln := w.ln
 	ln.mu.RLock()
@@ -363,7 +367,7 @@ func (w *acceptWatch) onEdge(uint32) {
 	}
 	r := w.r
 	timeout := r.l.cfg.HandshakeTimeout
-	for range acceptBatch {
+	for range acceptRetries {
 		fd, remote, e := rawAccept(ln.fd)
 		switch e {
 		case 0:
@@ -393,9 +397,14 @@ func (w *acceptWatch) onEdge(uint32) {
 		if err := r.watch(fd, c, hsEvents); err != nil {
 			r.l.log.Warn("accept", "addr", ln.addr.String(), "err", err.Error())
 			rawClose(fd)
-			continue
+			return
 		}
 		r.fresh.add(c)
+		// More may be pending, and whether the kernel wakes Go's poller
+		// on epfd for a level-triggered socket reported before is not
+		// to be relied on: a parked reactor asks again first.
+		r.more = true
+		return
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -520,4 +521,69 @@ func checkNoGoroutineLeak(t *testing.T, before int) {
 		buf := make([]byte, 1<<16)
 		t.Errorf("%d goroutines, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
+}
+
+// A reactor accepts one connection per readiness of the listening socket,
+// which, level-triggered, reports the rest at the next wait. Connections
+// that queue up while the reactor is busy must all be taken at once, in
+// both wait modes. A reactor parked in Go's poller is woken by new
+// readiness only: had it parked with silent clients still queued (a client
+// that has sent something wakes it as it joins the set), it would take one
+// per tick (tickEvery), a quarter of a second each.
+func TestListenerAcceptsAQueue(t *testing.T) { eachWait(t, testListenerAcceptsAQueue) }
+
+func testListenerAcceptsAQueue(t *testing.T, wait waitMode) {
+	fds := openFDs(t)
+	t.Cleanup(func() { checkNoFDLeak(t, fds) })
+	l, ln, _, _ := listening(t, Config{Reactors: 1, wait: wait})
+	const clients = 12
+	busy := make(chan struct{})
+	l.reactors[0].post(func() { <-busy })
+	for range clients {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	if n := acceptQueue(t, ln); n < clients-1 {
+		t.Fatalf("%d connections queued while the reactor was busy, want %d", n, clients)
+	}
+	start := time.Now()
+	close(busy)
+	// Taken at one per tick, the queue would need clients ticks; taken at
+	// once, a fraction of one, however loaded the machine.
+	limit := time.Duration(clients * tickEvery / 4)
+	for n := acceptQueue(t, ln); n > 0; n = acceptQueue(t, ln) {
+		if waited := time.Since(start); waited > limit {
+			t.Fatalf("%d of %d queued connections still not accepted after %v: the reactor waits with connections pending", n, clients, waited)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ln.stopAccepting()
+	l.Close()
+}
+
+// acceptQueue is how many connections wait in ln's accept queue: the
+// receive queue that /proc/net/tcp shows for a listening socket.
+func acceptQueue(t *testing.T, ln *Listener) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf(":%04X", ln.Addr().(*net.TCPAddr).Port)
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		// local_address rem_address st tx_queue:rx_queue; 0A is LISTEN.
+		if len(f) > 4 && strings.HasSuffix(f[1], local) && f[3] == "0A" {
+			var tx, rx int
+			if _, err := fmt.Sscanf(f[4], "%x:%x", &tx, &rx); err != nil {
+				t.Fatalf("/proc/net/tcp queue %q: %v", f[4], err)
+			}
+			return rx
+		}
+	}
+	t.Fatalf("listener %s not in /proc/net/tcp", ln.Addr())
+	return 0
 }

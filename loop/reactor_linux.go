@@ -81,8 +81,9 @@ type reactor struct {
 	// readied: the batch at hand made a handshake's goroutine runnable
 	// (serveOnThread yields to it).
 	readied bool
-	// more: the batch at hand filled the events array, so the kernel may
-	// hold more ready sockets.
+	// more: the kernel may hold more ready sockets than the batch at hand
+	// took (it filled the events array, or a listener accepted one of
+	// several pending).
 	more bool
 	// rereads are peers to read again without an edge (peer.inputDue,
 	// peer.hangUp, a read that filled scratch): the set is edge-triggered.
