@@ -117,6 +117,7 @@ func New(cfg Config, log *slog.Logger) (*Loop, error) {
 			return nil, err
 		}
 		l.reactors = append(l.reactors, r)
+		l.stats.relayed = append(l.stats.relayed, r.relayed)
 		go r.run()
 	}
 	return l, nil

@@ -69,6 +69,7 @@ type reactor struct {
 	waiting  indexed[*Session] // adopted one socket, waiting for the other
 	blocked  indexed[*peer]    // peers with unsent bytes
 	scratch  []byte
+	relayed  *relayCounts // this reactor's share of Stats
 	// fresh are accepted clients that have sent nothing yet; tick closes
 	// those past their handshake deadline.
 	fresh indexed[*ClientConn]
@@ -136,6 +137,7 @@ func newReactor(l *Loop, onThread bool) (*reactor, error) {
 		epFile:   epFile,
 		wakefd:   wakefd,
 		scratch:  make([]byte, chunk),
+		relayed:  new(relayCounts),
 		watched:  make(map[int]edgeWatcher),
 		now:      time.Now().UnixNano(),
 		done:     make(chan struct{}),

@@ -312,7 +312,7 @@ func (d *direction) violation(err error) {
 func (d *direction) count(frames uint64, n int) {
 	d.frames += frames
 	d.bytes += uint64(n)
-	st := &d.s.loop.stats
-	st.Frames[d.dir].Add(frames)
-	st.Bytes[d.dir].Add(uint64(n))
+	c := d.s.r.relayed
+	c.frames[d.dir].Add(frames)
+	c.bytes[d.dir].Add(uint64(n))
 }

@@ -156,9 +156,9 @@ func newMetrics(st *loop.Stats) *metrics {
 		d := d
 		m.reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "wsgate_frames_total", Help: "Frames relayed, by direction.",
-				ConstLabels: prometheus.Labels{"direction": d.String()}}, func() float64 { return float64(st.Frames[d].Load()) }),
+				ConstLabels: prometheus.Labels{"direction": d.String()}}, func() float64 { return float64(st.Frames(d)) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "wsgate_bytes_total", Help: "Bytes relayed (headers and payloads), by direction.",
-				ConstLabels: prometheus.Labels{"direction": d.String()}}, func() float64 { return float64(st.Bytes[d].Load()) }),
+				ConstLabels: prometheus.Labels{"direction": d.String()}}, func() float64 { return float64(st.Bytes(d)) }),
 		)
 	}
 	return m
