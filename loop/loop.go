@@ -56,7 +56,9 @@ func DefaultReactors() int {
 // system call holding a P (with no P idle, sysmon took it back after 20 µs
 // and kept waking every 20 µs while handshakes came and went). netpoll is
 // gone; the spare P now only keeps a handshake's goroutine from waiting for
-// one, and whether it still pays has not been measured again.
+// one. Measured again without netpoll (bench/RESULTS.md, 2026-11-25), it
+// neither costs nor saves anything that shows: an idle P costs nothing,
+// and it is kept for the handshakes that do run on goroutines.
 func ReactorThreads(base, n int) int {
 	return base + n + 1
 }

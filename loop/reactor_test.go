@@ -249,18 +249,22 @@ func TestStatsAddUpReactors(t *testing.T) {
 		toClient(t, 0, backend, client, payload)
 	}
 	st := l.Stats()
+	// Reactor 0 relayed one frame to its backend, reactor 1 two; each one
+	// frame back.
+	wantC2B := [2]uint64{3, 3 * uint64(2+4+len(payload))} // masked, from the client
+	wantB2C := [2]uint64{2, 2 * uint64(2+len(payload))}
+	counts := func() (c2b, b2c [2]uint64) {
+		return [2]uint64{st.Frames(ClientToBackend), st.Bytes(ClientToBackend)},
+			[2]uint64{st.Frames(BackendToClient), st.Bytes(BackendToClient)}
+	}
 	// A reactor counts a write once it is made, which is after the
 	// receiving end may have read it.
-	for deadline := time.Now().Add(5 * time.Second); st.Frames(BackendToClient) < 2 && time.Now().Before(deadline); {
+	c2b, b2c := counts()
+	for deadline := time.Now().Add(5 * time.Second); (c2b != wantC2B || b2c != wantB2C) && time.Now().Before(deadline); c2b, b2c = counts() {
 		time.Sleep(time.Millisecond)
 	}
-	// Reactor 0 relayed one frame to its backend, reactor 1 two.
-	frameLen := uint64(2 + 4 + len(payload)) // masked, from the client
-	if f, b := st.Frames(ClientToBackend), st.Bytes(ClientToBackend); f != 3 || b != 3*frameLen {
-		t.Fatalf("client to backend: %d frames, %d bytes; want 3, %d", f, b, 3*frameLen)
-	}
-	if f, b := st.Frames(BackendToClient), st.Bytes(BackendToClient); f != 2 || b != 2*uint64(2+len(payload)) {
-		t.Fatalf("backend to client: %d frames, %d bytes; want 2, %d", f, b, 2*(2+len(payload)))
+	if c2b != wantC2B || b2c != wantB2C {
+		t.Fatalf("frames and bytes: client to backend %v, backend to client %v; want %v, %v", c2b, b2c, wantC2B, wantB2C)
 	}
 	for i, r := range l.reactors {
 		if f := r.relayed.frames[ClientToBackend].Load(); f != uint64(i+1) {
