@@ -24,36 +24,24 @@ func (s Side) String() string {
 // to it, and where it stands in the closing handshake. Only the session's
 // reactor goroutine touches it.
 type peer struct {
+	// What the relay reads for every batch comes first (see Session).
 	r    *reactor
 	sess *Session
-	side Side
 	fd   int // -1 once closed (or never adopted)
 	// from carries the frames read from this peer, into those written to it.
 	from, into *direction
-
-	interest uint32 // epoll events registered
-
 	// out holds bytes the socket did not take (nil: none). While it is
 	// set the peer is blocked: the other side is not read, so what wsgate
 	// holds for a direction is bounded by one read.
-	out        *bytebufferpool.ByteBuffer
-	outOff     int
-	blockedIdx int   // index in the reactor's blocked list (-1: not blocked)
-	progressAt int64 // when the receiver last acknowledged bytes while blocked
-	acked      uint64
+	out      *bytebufferpool.ByteBuffer
+	interest uint32 // epoll events registered
 
-	midFrame     bool   // the stream written to this peer is inside a frame
-	pending      []byte // an injected frame waiting for a frame boundary
+	midFrame     bool // the stream written to this peer is inside a frame
 	pendingClose bool
-
-	closeSent bool // a Close frame was queued to this peer
-	closeRecv bool // this peer sent a Close (or its stream was abandoned)
-	lost      bool // its TCP connection is gone
-	eof       bool // it half-closed after its Close; it may still be written
-
-	leftover    []byte   // input read during the handshake, behind its head
-	pendingFd   int      // the adopted socket, until the session starts (-1: none)
-	pendingJoin joinKind // how pendingFd joins the epoll set
+	closeSent    bool // a Close frame was queued to this peer
+	closeRecv    bool // this peer sent a Close (or its stream was abandoned)
+	lost         bool // its TCP connection is gone
+	eof          bool // it half-closed after its Close; it may still be written
 
 	// The set is edge-triggered: input an edge reported and the peer did
 	// not read (while it was not readable, or because a read filled the
@@ -61,6 +49,17 @@ type peer struct {
 	inputDue     bool // an edge came while the peer was not readable
 	rereadQueued bool // in the reactor's rereads
 	hangUp       bool // an edge reported the peer's FIN: a short read leaves it unread
+
+	side       Side
+	pending    []byte // an injected frame waiting for a frame boundary
+	outOff     int
+	blockedIdx int   // index in the reactor's blocked list (-1: not blocked)
+	progressAt int64 // when the receiver last acknowledged bytes while blocked
+	acked      uint64
+
+	leftover    []byte   // input read during the handshake, behind its head
+	pendingFd   int      // the adopted socket, until the session starts (-1: none)
+	pendingJoin joinKind // how pendingFd joins the epoll set
 }
 
 // done reports whether nothing more is expected of this peer.

@@ -12,16 +12,16 @@ import (
 // direction relays frames from src to dst. Only the session's reactor runs
 // it.
 type direction struct {
+	// What the relay reads for every batch comes first (see Session).
 	s          *Session
-	dir        Direction
 	src, dst   *peer
+	remaining  int64 // payload bytes of the current data frame not yet relayed
+	carry      *bytebufferpool.ByteBuffer
+	srcDone    bool // src's frames are no longer read (Close received, violation)
+	discard    bool // frames from src are no longer forwarded
 	fromClient bool
+	dir        Direction
 	v          frame.Validator
-
-	remaining int64 // payload bytes of the current data frame not yet relayed
-	carry     *bytebufferpool.ByteBuffer
-	srcDone   bool // src's frames are no longer read (Close received, violation)
-	discard   bool // frames from src are no longer forwarded
 
 	frames, bytes uint64
 }
