@@ -66,12 +66,13 @@ BENCH_PEERS := direct,wsgate,haproxy,nginx,caddy
 
 # Full benchmark: the scenarios of issue 3's target table (throughput
 # C=100 K=8 S=64 and C=1000 K=1 S=1024, latency C=1000 at 20,000/s,
-# handshake C=50, idle N=9,000) plus fan-out, against every target, 3 runs
-# each (targets alternating), 10 s windows: 90 runs, about 30 min with all
-# five targets; run it on a quiet machine. results.md starts with the
-# figures of merit against the issue's targets.
+# handshake C=50, idle N=9,000) plus fan-out, against every target, 6 runs
+# each (targets alternating; medians of 6, as issue 3's own figures), 10 s
+# windows: 180 runs, about 40 min with all five targets; run it on a quiet
+# machine. results.md starts with the figures of merit against the issue's
+# targets.
 bench: build
-	$(BIN)/wsbench -wsgate $(BIN)/wsgate -targets $(BENCH_PEERS) -runs 3 \
+	$(BIN)/wsbench -wsgate $(BIN)/wsgate -targets $(BENCH_PEERS) -runs 6 \
 	  -n 9000 -hold 10s -quiet-wait 2m $(BENCH_ADDRS) $(BENCH_ARGS) -out $(BENCH_OUT)
 
 # Quick look: one run of each scenario per target (30 runs), 1 s windows,
