@@ -394,16 +394,16 @@ func (w *acceptWatch) onEdge(uint32) {
 			deadline: time.Now().Add(timeout),
 			remote:   remote,
 		}
+		// More may be pending, and whether the kernel wakes Go's poller
+		// on epfd for a level-triggered socket reported before is not
+		// to be relied on: a parked reactor asks again first.
+		r.more = true
 		if err := r.watch(fd, c, hsEvents); err != nil {
 			r.l.log.Warn("accept", "addr", ln.addr.String(), "err", err.Error())
 			rawClose(fd)
 			return
 		}
 		r.fresh.add(c)
-		// More may be pending, and whether the kernel wakes Go's poller
-		// on epfd for a level-triggered socket reported before is not
-		// to be relied on: a parked reactor asks again first.
-		r.more = true
 		return
 	}
 }
