@@ -577,6 +577,17 @@ func (rb *rawBackend) serve(c net.Conn) {
 		}
 	}
 	switch q.Get("b") {
+	case "mute":
+		// Records what comes, Close included, and never answers: the
+		// closing handshake is left to wsgate's close_timeout.
+		for {
+			f, err := readFrame(br, 64<<20)
+			if err != nil {
+				pr.recordClose(closeInfo{code: -1, err: err})
+				return
+			}
+			pr.recordFrame(f)
+		}
 	case "record":
 		for {
 			f, err := readFrame(br, 64<<20)

@@ -543,3 +543,39 @@ func TestSlowButReadingPeer(t *testing.T) {
 		pr.expectClose(t, 1000, 5*time.Second)
 	})
 }
+
+// close_timeout bounds a closing handshake that the backend never
+// answers: the client's Close reaches the backend, no Close comes back,
+// and wsgate closes both connections once close_timeout has passed
+// (checked on its 250 ms tick), counting the session under that cause.
+func TestCloseTimeout(t *testing.T) {
+	be := sharedBackends(t)
+	p := startProxy(t, map[string]string{"close_timeout": `"1s"`},
+		[]routeCfg{{"*", "/", "raw"}},
+		[]poolCfg{{"raw", 1, []string{be.raw.addr}}})
+	m0 := p.metrics(t)
+	pr := newProbe(t)
+	c := rawUpgrade(t, p.addr, pr.q("/mute?b=mute"), nil)
+	c.send(frame{Fin: true, Op: opClose, Payload: closePayload(1000, "bye")})
+	sent := time.Now()
+	select {
+	case f := <-pr.frames:
+		if f.Op != opClose {
+			t.Fatalf("backend got %v, want the client's Close", f)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client's Close did not reach the backend")
+	}
+	// The default close_timeout is 5 s: closing well before shows the
+	// setting took effect, closing before 1 s that it was not ignored.
+	c.expectEOF(4 * time.Second)
+	if waited := time.Since(sent); waited < 900*time.Millisecond || waited > 3*time.Second {
+		t.Errorf("client's connection closed %v after its Close, want about close_timeout=1s", waited)
+	}
+	if ci := pr.expectClose(t, -1, 5*time.Second); ci.err == nil {
+		t.Errorf("backend: want its connection cut, got %+v", ci)
+	}
+	p.waitMetric(t, 5*time.Second, "a session closed by close_timeout", func(ms metricSet) bool {
+		return ms.sum("wsgate_sessions_closed_total", "cause", "close_timeout")-m0.sum("wsgate_sessions_closed_total", "cause", "close_timeout") == 1
+	})
+}

@@ -139,7 +139,7 @@ type poolCfg struct {
 // serverDefaults are the [server] keys in the spec's order, as TOML literals.
 var serverKeys = []string{
 	"handshake_timeout", "idle_timeout", "ping_interval", "ping_timeout",
-	"drain_timeout", "max_header_bytes", "max_message_bytes",
+	"close_timeout", "drain_timeout", "max_header_bytes", "max_message_bytes",
 	"max_buffered_bytes", "max_buffered_total", "log_level",
 }
 
@@ -148,6 +148,7 @@ var serverDefaults = map[string]string{
 	"idle_timeout":       `"300s"`,
 	"ping_interval":      `"0s"`,
 	"ping_timeout":       `"10s"`,
+	"close_timeout":      `"5s"`,
 	"drain_timeout":      `"5s"`,
 	"max_header_bytes":   `8192`,
 	"max_message_bytes":  `"16MiB"`,

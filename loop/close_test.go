@@ -86,3 +86,49 @@ func TestCloseBackendNeverCloses(t *testing.T) {
 		t.Fatalf("backend read %d, %v after the cut; want EOF", n, err)
 	}
 }
+
+// A Close that the backend never answers is cut at the close deadline and
+// counted as close_timeout; one that wsgate began (here a violation) keeps
+// its own cause.
+func TestCloseUnansweredCause(t *testing.T) {
+	t.Run("client's Close", func(t *testing.T) {
+		f := newRelayFixture(t, false)
+		s := f.s
+		f.feed(maskedFrame(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye")))
+		if h, err := ws.ReadHeader(f.backend); err != nil || h.OpCode != ws.OpClose {
+			t.Fatalf("backend read %+v, %v; want the client's Close", h, err)
+		}
+		if c := s.Cause(); c != CauseClosed {
+			t.Fatalf("cause %v while the backend owes its Close, want %v", c, CauseClosed)
+		}
+		f.r.now = s.closeDeadline + 1
+		f.r.tick()
+		if s.state.Load() != sessFinished {
+			t.Fatal("not cut at the close deadline")
+		}
+		if c := s.Cause(); c != CauseCloseTimeout {
+			t.Fatalf("cause %v, want %v", c, CauseCloseTimeout)
+		}
+	})
+	t.Run("violation", func(t *testing.T) {
+		f := newRelayFixture(t, false)
+		s := f.s
+		// A client's frame must be masked (RFC 6455 5.1).
+		unmaskedText, err := ws.CompileFrame(ws.NewTextFrame([]byte("unmasked")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.feed(unmaskedText)
+		if c := s.Cause(); c != CauseClientProtocol {
+			t.Fatalf("cause %v, want %v", c, CauseClientProtocol)
+		}
+		f.r.now = s.closeDeadline + 1
+		f.r.tick()
+		if s.state.Load() != sessFinished {
+			t.Fatal("not cut at the close deadline")
+		}
+		if c := s.Cause(); c != CauseClientProtocol {
+			t.Fatalf("cause %v after the deadline, want %v", c, CauseClientProtocol)
+		}
+	})
+}

@@ -31,7 +31,7 @@ const (
 	CauseSlowBackend           // the backend did not read; its backlog passed max_buffered_bytes
 	CauseBufferedTotal         // the sum of all backlogs passed max_buffered_total
 	CauseShutdown              // wsgate is stopping
-	CauseCloseTimeout          // a closing handshake did not finish within close_timeout
+	CauseCloseTimeout          // a closing handshake begun by a Close did not finish within close_timeout
 	CauseDrain                 // its backend is being drained
 	CauseRebalance             // moved off an overloaded backend
 	CauseBackendRemoved        // its backend left the configuration

@@ -32,8 +32,15 @@ func (r *reactor) tick() {
 		}
 		s := r.sessions.items[i]
 		if dl := s.closeDeadline; dl != 0 && now > dl {
-			// A closing handshake that the other side never answered.
-			s.setCause(CauseCloseTimeout)
+			// A closing handshake that the other side never answered,
+			// or a backend that kept TCP open after it. A handshake that
+			// a Close began and that never got its answer says so; one
+			// that wsgate began (a violation, idle, a slow peer...) keeps
+			// its first cause, which says more, and one that completed
+			// counts as closed.
+			if !s.client.closeRecv || !s.client.closeSent || !s.backend.closeRecv || !s.backend.closeSent {
+				s.cause.CompareAndSwap(int32(CauseClosed), int32(CauseCloseTimeout))
+			}
 			s.finish()
 			continue
 		}

@@ -47,6 +47,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		IdleTimeout:      sc.IdleTimeout,
 		PingInterval:     sc.PingInterval,
 		PingTimeout:      sc.PingTimeout,
+		CloseTimeout:     sc.CloseTimeout,
 		MaxMessageBytes:  sc.MaxMessageBytes,
 		MaxBufferedBytes: sc.MaxBufferedBytes,
 		MaxBufferedTotal: sc.MaxBufferedTotal,

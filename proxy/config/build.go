@@ -19,6 +19,7 @@ const (
 	defaultHandshakeTimeout = 5 * time.Second
 	defaultIdleTimeout      = 300 * time.Second
 	defaultPingTimeout      = 10 * time.Second
+	defaultCloseTimeout     = 5 * time.Second
 	defaultDrainTimeout     = 30 * time.Second
 
 	defaultMaxHeaderBytes = 8 << 10
@@ -94,6 +95,7 @@ func (c *checker) server(r *rawServer) Server {
 		IdleTimeout:      c.duration("server.idle_timeout", r.IdleTimeout, defaultIdleTimeout),
 		PingInterval:     c.duration("server.ping_interval", r.PingInterval, 0),
 		PingTimeout:      c.duration("server.ping_timeout", r.PingTimeout, defaultPingTimeout),
+		CloseTimeout:     c.duration("server.close_timeout", r.CloseTimeout, defaultCloseTimeout),
 		DrainTimeout:     c.duration("server.drain_timeout", r.DrainTimeout, defaultDrainTimeout),
 		MaxMessageBytes:  c.size("server.max_message_bytes", r.MaxMessageBytes, defaultMaxMessage),
 		MaxBufferedBytes: c.size("server.max_buffered_bytes", r.MaxBufferedBytes, defaultMaxBuffered),
@@ -123,6 +125,12 @@ func (c *checker) server(r *rawServer) Server {
 	if s.HandshakeTimeout == 0 {
 		c.errorf("server.handshake_timeout", "must be greater than 0")
 		s.HandshakeTimeout = defaultHandshakeTimeout
+	}
+	if s.CloseTimeout == 0 {
+		// A closing handshake needs a round trip to each side; with no
+		// time for it every Close would end in a cut.
+		c.errorf("server.close_timeout", "must be greater than 0")
+		s.CloseTimeout = defaultCloseTimeout
 	}
 	if s.PingInterval > 0 && s.PingTimeout == 0 {
 		c.errorf("server.ping_timeout", "must be greater than 0 when ping_interval is set")

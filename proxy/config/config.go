@@ -31,9 +31,13 @@ type Server struct {
 	IdleTimeout      time.Duration `toml:"idle_timeout"`  // 0: never
 	PingInterval     time.Duration `toml:"ping_interval"` // 0: no pings
 	PingTimeout      time.Duration `toml:"ping_timeout"`
-	DrainTimeout     time.Duration `toml:"drain_timeout"`
-	MaxHeaderBytes   int           `toml:"max_header_bytes"`
-	MaxMessageBytes  int64         `toml:"max_message_bytes"` // 0: unlimited
+	// CloseTimeout bounds a closing handshake: from the first Close of a
+	// session until both sides have answered and the backend has closed
+	// TCP, after which wsgate closes both connections itself.
+	CloseTimeout    time.Duration `toml:"close_timeout"`
+	DrainTimeout    time.Duration `toml:"drain_timeout"`
+	MaxHeaderBytes  int           `toml:"max_header_bytes"`
+	MaxMessageBytes int64         `toml:"max_message_bytes"` // 0: unlimited
 	// MaxBufferedBytes bounds each session in each direction.
 	MaxBufferedBytes int64 `toml:"max_buffered_bytes"`
 	// MaxBufferedTotal bounds all sessions together.

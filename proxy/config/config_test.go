@@ -60,6 +60,7 @@ func TestDefaults(t *testing.T) {
 			IdleTimeout:      300 * time.Second,
 			PingInterval:     0,
 			PingTimeout:      10 * time.Second,
+			CloseTimeout:     5 * time.Second,
 			DrainTimeout:     30 * time.Second,
 			MaxHeaderBytes:   8192,
 			MaxMessageBytes:  16 << 20,
@@ -189,6 +190,7 @@ handshake_timeout = "300ms"
 idle_timeout = "0s"
 ping_interval = "1h30m"
 ping_timeout = "1s"
+close_timeout = "750ms"
 drain_timeout = "0s"
 max_header_bytes = 1024
 max_message_bytes = 0
@@ -220,6 +222,7 @@ backend = [{ address = "[::1]:9000", weight = 1 }, { address = "h:1", weight = 1
 	s := cfg.Server
 	if s.Listen != "[::]:80" || s.AdminListen != "" || s.HandshakeTimeout != 300*time.Millisecond ||
 		s.IdleTimeout != 0 || s.PingInterval != 90*time.Minute || s.PingTimeout != time.Second ||
+		s.CloseTimeout != 750*time.Millisecond ||
 		s.DrainTimeout != 0 || s.MaxHeaderBytes != 1024 || s.MaxMessageBytes != 0 ||
 		s.MaxBufferedBytes != 1572864 || s.MaxBufferedTotal != 2<<30 ||
 		s.LogLevel != "debug" || s.LogFormat != "json" || s.Reactors != 3 {
@@ -344,6 +347,8 @@ func TestErrors(t *testing.T) {
 			[]string{`t.toml:2: server.handshake_timeout: must be a duration string such as "5s", not a time of day`}},
 		{"zero handshake timeout", "[server]\nhandshake_timeout = \"0s\"\n" + tail,
 			[]string{"t.toml:2: server.handshake_timeout: must be greater than 0"}},
+		{"zero close timeout", "[server]\nclose_timeout = \"0s\"\n" + tail,
+			[]string{"t.toml:2: server.close_timeout: must be greater than 0"}},
 		{"ping without timeout", "[server]\nping_interval = \"30s\"\nping_timeout = \"0s\"\n" + tail,
 			[]string{"t.toml:3: server.ping_timeout: must be greater than 0 when ping_interval is set"}},
 		{"listen without port", "[server]\nlisten = \"0.0.0.0\"\n" + tail,

@@ -32,6 +32,7 @@ type rawServer struct {
 	IdleTimeout      any `toml:"idle_timeout"`
 	PingInterval     any `toml:"ping_interval"`
 	PingTimeout      any `toml:"ping_timeout"`
+	CloseTimeout     any `toml:"close_timeout"`
 	DrainTimeout     any `toml:"drain_timeout"`
 	MaxHeaderBytes   any `toml:"max_header_bytes"`
 	MaxMessageBytes  any `toml:"max_message_bytes"`
