@@ -576,26 +576,32 @@ func (rb *rawBackend) serve(c net.Conn) {
 			}
 		}
 	}
+	// next reads and records a frame; ok is false once the connection
+	// has ended (recorded as a close without a Close frame).
+	next := func() (f frame, ok bool) {
+		f, err := readFrame(br, 64<<20)
+		if err != nil {
+			pr.recordClose(closeInfo{code: -1, err: err})
+			return f, false
+		}
+		pr.recordFrame(f)
+		return f, true
+	}
 	switch q.Get("b") {
 	case "mute":
 		// Records what comes, Close included, and never answers: the
 		// closing handshake is left to wsgate's close_timeout.
 		for {
-			f, err := readFrame(br, 64<<20)
-			if err != nil {
-				pr.recordClose(closeInfo{code: -1, err: err})
+			if _, ok := next(); !ok {
 				return
 			}
-			pr.recordFrame(f)
 		}
 	case "record":
 		for {
-			f, err := readFrame(br, 64<<20)
-			if err != nil {
-				pr.recordClose(closeInfo{code: -1, err: err})
+			f, ok := next()
+			if !ok {
 				return
 			}
-			pr.recordFrame(f)
 			if f.Op == opClose {
 				code, reason, perr := parseClosePayload(f.Payload)
 				if perr != nil {

@@ -91,43 +91,42 @@ func TestCloseBackendNeverCloses(t *testing.T) {
 // counted as close_timeout; one that wsgate began (here a violation) keeps
 // its own cause.
 func TestCloseUnansweredCause(t *testing.T) {
+	// cutAtDeadline runs the tick just past the session's close deadline
+	// and returns the cause the session ended with.
+	cutAtDeadline := func(t *testing.T, f *relayFixture) Cause {
+		t.Helper()
+		f.r.now = f.s.closeDeadline + 1
+		f.r.tick()
+		if f.s.state.Load() != sessFinished {
+			t.Fatal("not cut at the close deadline")
+		}
+		return f.s.Cause()
+	}
 	t.Run("client's Close", func(t *testing.T) {
 		f := newRelayFixture(t, false)
-		s := f.s
 		f.feed(maskedFrame(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye")))
 		if h, err := ws.ReadHeader(f.backend); err != nil || h.OpCode != ws.OpClose {
 			t.Fatalf("backend read %+v, %v; want the client's Close", h, err)
 		}
-		if c := s.Cause(); c != CauseClosed {
+		if c := f.s.Cause(); c != CauseClosed {
 			t.Fatalf("cause %v while the backend owes its Close, want %v", c, CauseClosed)
 		}
-		f.r.now = s.closeDeadline + 1
-		f.r.tick()
-		if s.state.Load() != sessFinished {
-			t.Fatal("not cut at the close deadline")
-		}
-		if c := s.Cause(); c != CauseCloseTimeout {
+		if c := cutAtDeadline(t, f); c != CauseCloseTimeout {
 			t.Fatalf("cause %v, want %v", c, CauseCloseTimeout)
 		}
 	})
 	t.Run("violation", func(t *testing.T) {
 		f := newRelayFixture(t, false)
-		s := f.s
 		// A client's frame must be masked (RFC 6455 5.1).
 		unmaskedText, err := ws.CompileFrame(ws.NewTextFrame([]byte("unmasked")))
 		if err != nil {
 			t.Fatal(err)
 		}
 		f.feed(unmaskedText)
-		if c := s.Cause(); c != CauseClientProtocol {
+		if c := f.s.Cause(); c != CauseClientProtocol {
 			t.Fatalf("cause %v, want %v", c, CauseClientProtocol)
 		}
-		f.r.now = s.closeDeadline + 1
-		f.r.tick()
-		if s.state.Load() != sessFinished {
-			t.Fatal("not cut at the close deadline")
-		}
-		if c := s.Cause(); c != CauseClientProtocol {
+		if c := cutAtDeadline(t, f); c != CauseClientProtocol {
 			t.Fatalf("cause %v after the deadline, want %v", c, CauseClientProtocol)
 		}
 	})
