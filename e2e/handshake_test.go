@@ -363,6 +363,82 @@ func TestForwardedHeaders(t *testing.T) {
 	c.expectEOF(5 * time.Second)
 }
 
+// TestBackendSelectsUnoffered: a 101 that selects a subprotocol or
+// permessage-deflate the client did not offer would make the client fail
+// the connection with nothing to say why; wsgate answers 502 and logs the
+// backend's mistake. It is not counted against the backend's health: what
+// the client leaves out of its request must not get a backend ejected.
+func TestBackendSelectsUnoffered(t *testing.T) {
+	needBinary(t)
+	raw, err := startRawBackend()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(raw.close)
+	g := newMCBackend(t, "g", false)
+	pools := []mcPool{{
+		name: "un", keys: []string{`balance = "round_robin"`, "preconnect = 0"},
+		outlier:  []string{"consecutive_failures = 2", `ejection_time = "30s"`, "max_ejected_percent = 50"},
+		backends: []mcBE{{addr: raw.addr}, {addr: g.addr}},
+	}}
+	p := startMC(t, func(l, a string) string { return mcConfig(l, a, nil, nil, pools) })
+	for _, tc := range []struct {
+		name, offer, selects, logged string
+	}{
+		{"protocol", "", "Sec-WebSocket-Protocol: chat", "subprotocol the client did not offer"},
+		{"other-protocol", "Sec-WebSocket-Protocol: chat.v2", "Sec-WebSocket-Protocol: chat.v1", "subprotocol the client did not offer"},
+		{"deflate", "Sec-WebSocket-Extensions: x-other", "Sec-WebSocket-Extensions: permessage-deflate", "permessage-deflate, which the client did not offer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m0 := p.metrics(t)
+			off := len(p.logBytes())
+			refused := 0
+			// Round robin: every other session reaches the raw backend.
+			for range 4 {
+				pr := newProbe(t)
+				path := pr.q("/e?b=status")
+				h := upgradeHeaders(p.addr)
+				if tc.offer != "" {
+					k, v, _ := strings.Cut(tc.offer, ": ")
+					h = append(h, [2]string{k, v})
+				}
+				pr.rawResponse = []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+					acceptFor(h.get("Sec-WebSocket-Key")) + "\r\n" + tc.selects + "\r\n\r\n")
+				c, resp := rawRequest(t, p.addr, requestBytes("GET", path, "HTTP/1.1", h))
+				switch resp.StatusCode {
+				case 502:
+					refused++
+					if body, _ := io.ReadAll(resp.Body); string(body) != "wsgate: invalid answer from backend\n" {
+						t.Errorf("502 body %q", body)
+					}
+					c.expectEOF(5 * time.Second)
+				case 101: // the other backend
+					c.conn.Close()
+				default:
+					t.Fatalf("status %d, want 502 (or 101 from the other backend)", resp.StatusCode)
+				}
+			}
+			if refused != 2 {
+				t.Fatalf("%d sessions refused with 502, want the 2 that reached the raw backend", refused)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for !strings.Contains(string(p.logBytes()[off:]), tc.logged) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no log line with %q after the request", tc.logged)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			m1 := p.metrics(t)
+			if d := m1.sum("wsgate_sessions_failed_total", "reason", "bad_backend_response") - m0.sum("wsgate_sessions_failed_total", "reason", "bad_backend_response"); d != 2 {
+				t.Errorf("wsgate_sessions_failed_total{reason=bad_backend_response} grew by %v, want 2", d)
+			}
+			if bd, _ := p.pools(t).backend("un", raw.addr); bd.State != "healthy" {
+				t.Errorf("raw backend %s after answers the client did not ask for, want healthy (consecutive_failures = 2)", bd.State)
+			}
+		})
+	}
+}
+
 // TestBackendBadAnswer: what a backend answers instead of a proper 101 or
 // refusal gets the client a precise status, the operator a log line
 // naming the cause and a metric, and leaves the proxy serving.

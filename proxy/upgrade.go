@@ -30,6 +30,7 @@ type scratch struct {
 	keyBuf   [128]byte
 	stickKey []byte // in keyBuf (or, for a longer key, its own); nil: none
 	key      [24]byte
+	offer    handshake.Offer // what a 101 may select
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -218,7 +219,8 @@ func (u *upgrade) answer(expired bool) (more bool) {
 		}
 	}
 	var resp handshake.Response
-	if err := handshake.ParseResponse(buf[:end], u.sc.key[:], &resp); err != nil || resp.Status != 101 {
+	if err := handshake.ParseResponse(buf[:end], u.sc.key[:], &resp); err != nil || resp.Status != 101 || u.sc.offer.Allows(&resp) != nil {
+		// The goroutine answers (and logs) what is not a plain upgrade.
 		u.c.Go(u.serveFn)
 		return false
 	}
@@ -406,6 +408,7 @@ func (rt *routing) prepare(sc *scratch, head []byte, client netip.AddrPort, dst 
 	}
 	sc.stickKey = stickyKey(sc.keyBuf[:0], p, req, client)
 	copy(sc.key[:], req.Key)
+	req.Offer(&sc.offer)
 	return p, handshake.AppendUpstreamRequest(dst, req, forwardInfo(client)), refusal{}
 }
 
@@ -512,6 +515,17 @@ func (u *upgrade) exchange() (done bool, err error) {
 		}
 		// 100 Continue or 103 Early Hints: not for a WebSocket client.
 		up.Consume(n)
+	}
+	if err := u.sc.offer.Allows(&resp); err != nil {
+		// The backend's fault, but not a sign of its health: it answered
+		// what this client's request did not offer, and a client could
+		// otherwise have a backend ejected by what it leaves out.
+		up.Close()
+		bb.Release()
+		b.upgrades(upgradeError).Inc()
+		s.refuse(c, 502, "invalid answer from backend", failBadResponse,
+			slog.String("pool", p.name), slog.String("backend", b.addr), slog.String("err", err.Error()))
+		return true, nil
 	}
 	if resp.Status != 101 {
 		if err := c.Write(head); err != nil {
