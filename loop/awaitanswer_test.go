@@ -98,7 +98,9 @@ func (h *reactorHandshaker) StartHandshake(c *ClientConn) {
 			}
 			n = bytes.Index(up.Buffered(), []byte("\r\n\r\n"))
 		}
-		answer := append([]byte(nil), up.Buffered()[:n+4]...)
+		// The 101 goes to the client from up's input, uncopied, as the
+		// proxy's does.
+		answer := up.Buffered()[:n+4]
 		if string(answer) != testSwitched {
 			c.Go(func() { h.blocking(c, up, true) })
 			return false

@@ -23,15 +23,24 @@ type edgeWatcher interface {
 // hsSocket is a socket between its accept or dial and its session: one
 // goroutine at a time owns it (the dialer, the handshake) and reads and
 // writes it directly, while the reactor, which watches it edge-triggered,
-// only passes each edge on through ready. Clients and upstreams share it.
+// only passes each edge on (edge, ready). Clients and upstreams share it.
 type hsSocket struct {
-	fd    int
-	r     *reactor
-	ready chan struct{} // one edge from the reactor, for the owner
-	// waiting: the owner is parked on ready, or about to be. The reactor
-	// yields its P to a goroutine it wakes (readied) only then: an owner
-	// still running elsewhere would find the edge without parking.
+	fd int
+	r  *reactor
+	// edge: the reactor passed on an edge that the owner has not taken.
+	edge atomic.Bool
+	// waiting: the owner is parked on ready, or about to be; the reactor
+	// then wakes it through ready, and yields its P to it (readied): an
+	// owner still running elsewhere would find the edge without parking.
+	// An owner sets waiting after it made ready and before it looks at
+	// edge, the reactor sets edge before it looks at waiting, so one of
+	// them sees the other's: no edge is missed.
 	waiting atomic.Bool
+	// ready is made by the owner's first wait: a handshake that runs on
+	// the reactor never waits, and a channel for every socket cost each
+	// upgrade two allocations. The reactor reads it only once it has seen
+	// waiting set. It may hold a wake-up for an edge already taken.
+	ready chan struct{}
 
 	// Owned by whoever owns the socket.
 	in  []byte // read, not yet consumed: in[off:]
@@ -62,7 +71,7 @@ const hsEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
 // hang-up, like a session's socket) with no epoll_ctl. Only the reactor,
 // owning the socket, may ask.
 func (h *hsSocket) quiet() bool {
-	return h.drained && !h.hup && !h.outArmed && len(h.ready) == 0
+	return h.drained && !h.hup && !h.outArmed && !h.edge.Load()
 }
 
 // noteEdge records what quiet needs of an edge; the reactor calls it.
@@ -74,14 +83,19 @@ func (h *hsSocket) noteEdge(events uint32) {
 
 // signal passes an edge on to the owner; the reactor calls it.
 func (h *hsSocket) signal() {
+	h.edge.Store(true)
+	if !h.waiting.Load() {
+		return // the owner looks at edge before it parks
+	}
 	select {
 	case h.ready <- struct{}{}:
-		if h.waiting.Load() {
-			h.r.readied = true
-		}
+		h.r.readied = true
 	default: // one pending wake-up is enough: the owner reads to EAGAIN
 	}
 }
+
+// takeEdge reports whether an edge came since the owner last took one.
+func (h *hsSocket) takeEdge() bool { return h.edge.Swap(false) }
 
 // inputPool holds the handshake's read buffers: a socket has none until its
 // handshake reads, and gives it back when its session starts.
@@ -265,39 +279,49 @@ func (h *hsSocket) putInput() {
 // takeInput returns a copy of what is buffered, or nil, and gives the
 // buffer back: the socket is joining its session.
 func (h *hsSocket) takeInput() []byte {
-	var rest []byte
-	if b := h.Buffered(); len(b) > 0 {
-		rest = append([]byte(nil), b...)
-	}
+	rest := h.copyInput()
 	h.putInput()
 	return rest
+}
+
+// copyInput returns a copy of what is buffered, or nil.
+func (h *hsSocket) copyInput() []byte {
+	if b := h.Buffered(); len(b) > 0 {
+		return append([]byte(nil), b...)
+	}
+	return nil
 }
 
 // wait parks until the reactor passes on an edge of the socket, or
 // deadline (zero: none).
 func (h *hsSocket) wait(deadline time.Time) error {
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		if h.timer == nil {
+			h.timer = time.NewTimer(d)
+		} else {
+			h.timer.Reset(d)
+		}
+		defer h.timer.Stop()
+		expired = h.timer.C
+	}
+	if h.ready == nil {
+		h.ready = make(chan struct{}, 1)
+	}
 	h.waiting.Store(true)
 	defer h.waiting.Store(false)
-	if deadline.IsZero() {
-		<-h.ready
-		return nil
+	for !h.takeEdge() {
+		select {
+		case <-h.ready:
+		case <-expired:
+			return os.ErrDeadlineExceeded
+		}
 	}
-	d := time.Until(deadline)
-	if d <= 0 {
-		return os.ErrDeadlineExceeded
-	}
-	if h.timer == nil {
-		h.timer = time.NewTimer(d)
-	} else {
-		h.timer.Reset(d)
-	}
-	select {
-	case <-h.ready:
-		h.timer.Stop()
-		return nil
-	case <-h.timer.C:
-		return os.ErrDeadlineExceeded
-	}
+	return nil
 }
 
 // peerGone reports whether the other end closed the socket, failed, or

@@ -236,8 +236,13 @@ func (c *ClientConn) Upgrade(up *Upstream, p SessionParams) (*Session, error) {
 	leftover := c.takeInput()
 	c.r.unwatch(c.fd, c)
 	// From an awaited answer, this is the session's reactor, and the
-	// session starts before Upgrade returns.
+	// session starts, writing Head, before Upgrade returns; otherwise it
+	// starts later and needs Head of its own.
 	here := up.inAnswer
+	if !here && p.Head != nil {
+		s.params.Head = append([]byte(nil), p.Head...)
+	}
+	defer up.putInput() // Head may be in it
 	up.handOff(s, here)
 	switch {
 	case c.r != up.r:
@@ -389,7 +394,7 @@ func (w *acceptWatch) onEdge(uint32) {
 			return
 		}
 		c := &ClientConn{
-			hsSocket: hsSocket{fd: fd, r: r, ready: make(chan struct{}, 1)},
+			hsSocket: hsSocket{fd: fd, r: r},
 			ln:       ln,
 			deadline: time.Now().Add(timeout),
 			remote:   remote,

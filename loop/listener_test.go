@@ -92,6 +92,11 @@ func (h *testHandshaker) ServeHandshake(c *ClientConn) {
 		h.movedReactor.Add(1)
 	}
 	c.Upgrade(up, SessionParams{Head: answer})
+	// Head is the caller's again once Upgrade returns: a session that
+	// starts later (on a goroutine's upgrade, always) writes its own copy.
+	for i := range answer {
+		answer[i] = 'x'
+	}
 }
 
 const (

@@ -276,7 +276,7 @@ func TestStopClosesHalfAdopted(t *testing.T) {
 	}
 	ended := make(chan EndReport, 1)
 	s := &Session{loop: l, r: l.reactors[0], start: time.Now(),
-		params: SessionParams{OnEnd: func(r EndReport) { ended <- r }}}
+		params: SessionParams{OnEnd: EndFunc(func(r EndReport) { ended <- r })}}
 	s.initPeers()
 	l.stats.SessionsActive.Add(1)
 	fd, remote := socketPair(t)

@@ -65,16 +65,31 @@ func Causes() []Cause {
 type SessionParams struct {
 	// Deflate: permessage-deflate was negotiated, so RSV1 is allowed.
 	Deflate bool
-	// OnEnd, if set, is called once when both connections are closed.
-	OnEnd func(EndReport)
+	// OnEnd, if set, is told once when both connections are closed.
+	OnEnd EndHandler
 	// Attrs are added to the session's log lines (pool, backend, client).
 	Attrs []slog.Attr
 	// Head is written to the client before anything relayed: the 101
 	// response. The session's reactor writes it, once it watches the
 	// client's socket for the session, so that a client's first frames —
-	// sent after it reads the 101 — can only reach the relay.
+	// sent after it reads the 101 — can only reach the relay. It may be
+	// the upstream's input, consumed: Upgrade copies it if the session
+	// cannot write it before Upgrade returns.
 	Head []byte
 }
+
+// EndHandler is told of a session's end. An interface rather than a
+// func, so that the handshake's own per-session record can be it: a
+// method value per session cost an allocation.
+type EndHandler interface {
+	SessionEnded(EndReport)
+}
+
+// EndFunc makes a function an EndHandler.
+type EndFunc func(EndReport)
+
+// SessionEnded calls f.
+func (f EndFunc) SessionEnded(r EndReport) { f(r) }
 
 // EndReport describes a finished session.
 type EndReport struct {
@@ -295,7 +310,7 @@ func (s *Session) finish() {
 		l.log.LogAttrs(context.Background(), slog.LevelDebug, "session end", attrs...)
 	}
 	if s.params.OnEnd != nil {
-		s.params.OnEnd(r)
+		s.params.OnEnd.SessionEnded(r)
 	}
 }
 

@@ -36,7 +36,7 @@ type Upstream struct {
 	addr string
 
 	state   atomic.Int32
-	onClose atomic.Pointer[func()]
+	onClose atomic.Value // IdleCloseHandler
 
 	// answerDue: a request went out since the last read, whose answer
 	// will come with an edge. Waiting for the edge before reading saves a
@@ -126,7 +126,7 @@ func startDial(r *reactor, addr string, ap netip.AddrPort) (u *Upstream, connect
 	if err != nil {
 		return nil, false, err
 	}
-	u = &Upstream{hsSocket: hsSocket{fd: fd, r: r, ready: make(chan struct{}, 1)}, addr: addr}
+	u = &Upstream{hsSocket: hsSocket{fd: fd, r: r}, addr: addr}
 	events := uint32(hsEvents)
 	if !connected {
 		events |= unix.EPOLLOUT
@@ -172,12 +172,7 @@ func (u *Upstream) awaitConnect(connected bool, deadline time.Time, timeout time
 	// accepted and hung up at once sent its FIN with one of them (or in
 	// the same edge as the connect), and the reactor, edge-triggered, will
 	// not report it again. Without a wait, a left-over edge says so.
-	edge := waited
-	select {
-	case <-u.ready:
-		edge = true
-	default:
-	}
+	edge := u.takeEdge() || waited
 	if edge && u.peerGone(true) && u.state.CompareAndSwap(upIdle, upClosed) {
 		u.release()
 		return errors.New("closed by backend as it connected")
@@ -205,10 +200,18 @@ func (u *Upstream) Claim() bool {
 	return u.state.CompareAndSwap(upIdle, upHandshake)
 }
 
-// OnClose sets a function called, on the reactor's goroutine, when the
-// backend closes the connection while it waits idle (warm pools use it to
-// replace the connection). It must not block.
-func (u *Upstream) OnClose(f func()) { u.onClose.Store(&f) }
+// IdleCloseHandler is told, on the reactor's goroutine, that a backend
+// closed a connection while it waited idle (warm pools use it to replace
+// the connection). It must not block.
+type IdleCloseHandler interface {
+	IdleClosed(*Upstream)
+}
+
+// OnClose sets who is told if the backend closes the connection while it
+// waits idle. An interface rather than a func: a pool's handler is one
+// value for all its connections, where a closure per connection cost
+// every upgrade two allocations.
+func (u *Upstream) OnClose(h IdleCloseHandler) { u.onClose.Store(h) }
 
 // Close closes an upstream that will not be used. An upstream in a session
 // is the session's to close.
@@ -302,7 +305,9 @@ func (u *Upstream) handOff(s *Session, here bool) {
 	if here && u.quiet() {
 		join = joinQuiet
 	}
-	leftover := u.takeInput()
+	// The input buffer stays until Upgrade is done with it: it may hold
+	// the session's Head.
+	leftover := u.copyInput()
 	u.r.unwatch(u.fd, u)
 	s.adoptOn(SideBackend, u.fd, join, leftover, here)
 }
@@ -321,8 +326,8 @@ func (u *Upstream) onEdge(events uint32) {
 	case upIdle:
 		if u.peerGone(true) && u.state.CompareAndSwap(upIdle, upClosed) {
 			u.release()
-			if f := u.onClose.Load(); f != nil {
-				(*f)()
+			if h, _ := u.onClose.Load().(IdleCloseHandler); h != nil {
+				h.IdleClosed(u)
 			}
 			return
 		}

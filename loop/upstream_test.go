@@ -56,7 +56,7 @@ func TestUpstreamIdleHangUp(t *testing.T) {
 			before := openFDs(t)
 			u, srv := dialAccepted(t, l, ln)
 			closed := make(chan struct{})
-			u.OnClose(func() { close(closed) })
+			u.OnClose(idleClosedFunc(func(*Upstream) { close(closed) }))
 			// Idle for a while first: nothing happens without a cause.
 			select {
 			case <-closed:
@@ -87,7 +87,7 @@ func TestUpstreamClaimedHangUp(t *testing.T) {
 	before := openFDs(t)
 	u, srv := dialAccepted(t, l, ln)
 	called := make(chan struct{}, 1)
-	u.OnClose(func() { called <- struct{}{} })
+	u.OnClose(idleClosedFunc(func(*Upstream) { called <- struct{}{} }))
 	if !u.Claim() {
 		t.Fatal("a fresh upstream could not be claimed")
 	}
@@ -183,3 +183,8 @@ func TestUpstreamSendWaitsForRoom(t *testing.T) {
 		t.Fatalf("Send to a backend that does not read: %v, want a deadline error", err)
 	}
 }
+
+// idleClosedFunc makes a function an IdleCloseHandler.
+type idleClosedFunc func(*Upstream)
+
+func (f idleClosedFunc) IdleClosed(u *Upstream) { f(u) }

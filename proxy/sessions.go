@@ -23,8 +23,8 @@ type trackedSession struct {
 	attrs  [3]slog.Attr // pool, backend, client: loop.SessionParams.Attrs
 }
 
-// end is the session's loop.SessionParams.OnEnd.
-func (t *trackedSession) end(r loop.EndReport) {
+// SessionEnded is the session's loop.SessionParams.OnEnd.
+func (t *trackedSession) SessionEnded(r loop.EndReport) {
 	t.bb.Release()
 	t.b.untrack(t)
 	t.b.srv.sessionEnded(r)

@@ -555,8 +555,8 @@ func (u *upgrade) exchange() (done bool, err error) {
 // 101 with head (in the upstream's buffer).
 func (u *upgrade) upgraded(head []byte, resp *handshake.Response) {
 	s, c, p, b, bb, up := u.srv, u.c, u.p, u.b, u.bb, u.up
-	// The session's reactor writes the 101 to the client (SessionParams.Head).
-	head = append([]byte(nil), head...)
+	// The session's reactor writes the 101 to the client from up's input,
+	// or from a copy Upgrade makes (SessionParams.Head).
 	up.Consume(len(head))
 	// One allocation carries what the session's end needs and its log
 	// attributes; the client's address is formatted only if a log line
@@ -571,7 +571,7 @@ func (u *upgrade) upgraded(head []byte, resp *handshake.Response) {
 	sess, err := c.Upgrade(up, loop.SessionParams{
 		Head:    head,
 		Deflate: resp.Deflate,
-		OnEnd:   t.end,
+		OnEnd:   t,
 		Attrs:   t.attrs[:],
 	})
 	if err != nil {

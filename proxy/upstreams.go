@@ -231,7 +231,7 @@ func (b *backend) refillFrom(client *loop.ClientConn) {
 // addWarm puts a connected upstream in the warm pool (the caller is the
 // refill in progress).
 func (b *backend) addWarm(u *loop.Upstream) {
-	u.OnClose(func() { b.forget(u) })
+	u.OnClose(b)
 	b.mu.Lock()
 	b.lastErr = nil
 	if b.closed {
@@ -317,9 +317,9 @@ func (b *backend) refillLoop(connecting *loop.Upstream, failed error) {
 	}
 }
 
-// forget drops a warm connection the backend closed while it waited, and
-// dials a replacement.
-func (b *backend) forget(u *loop.Upstream) {
+// IdleClosed (loop.IdleCloseHandler) drops a warm connection the backend
+// closed while it waited, and dials a replacement.
+func (b *backend) IdleClosed(u *loop.Upstream) {
 	b.mu.Lock()
 	for i, c := range b.warm {
 		if c == u {
