@@ -78,15 +78,19 @@ func (b *backend) drain(period time.Duration, cause loop.Cause) {
 		if len(sessions) > 0 {
 			step = period / time.Duration(len(sessions))
 		}
+		// Each close has its time from the start, so that neither the
+		// closes' own cost nor a late wake-up stretches the drain past
+		// its period.
+		start := time.Now()
 		t := time.NewTimer(step)
 		defer t.Stop()
-		for _, s := range sessions {
+		for i, s := range sessions {
 			select {
 			case <-t.C:
 			case <-b.srv.stopping:
 				return
 			}
-			t.Reset(step)
+			t.Reset(time.Until(start.Add(time.Duration(i+2) * step)))
 			b.smu.Lock()
 			stale := b.drainGen != gen
 			b.smu.Unlock()
