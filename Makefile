@@ -14,6 +14,10 @@ build:
 	$(GO) build -o $(BIN)/wsecho ./bench/cmd/wsecho
 	$(GO) build -o $(BIN)/wsload ./bench/cmd/wsload
 	$(GO) build -o $(BIN)/wsbench ./bench/cmd/wsbench
+	@# wsfloor, the byte relay of wsbench's target floor, is C (bench/floor).
+	@if command -v $(CC) >/dev/null 2>&1; then \
+	  echo "$(CC) -O2 -o $(BIN)/wsfloor bench/floor/relay.c"; $(CC) -O2 -Wall -o $(BIN)/wsfloor bench/floor/relay.c; \
+	else echo "no C compiler ($(CC)): $(BIN)/wsfloor, wsbench's target floor, not built"; fi
 
 # wsgate on the sample config, with the two local echo backends it points
 # at; Ctrl-C stops both.

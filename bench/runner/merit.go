@@ -146,15 +146,16 @@ func FiguresOfMerit(opts Options, sums []Summary) []Figure {
 	return figs
 }
 
-// lowest returns the proxy targets (direct only when no proxy has a value)
-// with the lowest median, in the order of targets.
+// lowest returns the proxy targets (the references, direct and floor, only
+// when no proxy has a value) with the lowest median, in the order of
+// targets.
 func lowest(targets []string, medians map[string]float64) []string {
 	pick := func(proxies bool) []string {
 		var best []string
 		var min float64
 		for _, t := range targets {
 			v, ok := medians[t]
-			if !ok || (t == "direct") == proxies {
+			if !ok || isReference(t) == proxies {
 				continue
 			}
 			switch {
@@ -255,4 +256,11 @@ func thousands(v float64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// isReference reports whether target is a reference rather than a proxy:
+// direct (the backend alone) or floor (a byte relay that does nothing but
+// relay, bench/floor).
+func isReference(target string) bool {
+	return target == "direct" || target == "floor"
 }

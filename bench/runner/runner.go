@@ -24,7 +24,7 @@ import (
 
 // Targets and scenarios the runner knows.
 var (
-	KnownTargets   = []string{"direct", "wsgate", "haproxy", "nginx", "caddy"}
+	KnownTargets   = []string{"direct", "floor", "wsgate", "haproxy", "nginx", "caddy"}
 	KnownScenarios = []string{"throughput", "throughput-1k", "latency", "handshake", "fanout", "idle"}
 )
 
@@ -46,6 +46,9 @@ type Options struct {
 	Wsload     string `json:"wsload"`      // path of the wsload binary
 	Wsgate     string `json:"wsgate"`      // path of the wsgate binary (target wsgate)
 	WsgateArgs string `json:"wsgate_args"` // arguments; {config} is replaced by the config path
+	// Floor is the path of wsfloor (bench/floor/relay.c), the minimal byte
+	// relay of target floor; empty: that target is skipped.
+	Floor string `json:"floor,omitempty"`
 
 	// Peer proxies' binaries (targets haproxy, nginx, caddy); empty: looked
 	// up in PATH, /usr/sbin and /usr/bin. A peer that is not found is
@@ -223,6 +226,12 @@ func New(opts Options) (*Runner, error) {
 				return nil, errors.New("target wsgate needs the wsgate binary (-wsgate PATH)")
 			}
 			r.peers[t] = opts.Wsgate
+		case "floor":
+			if opts.Floor == "" {
+				r.note(opts.Progress, "skipping target floor: no wsfloor binary (make build compiles bench/floor/relay.c when cc is installed)")
+				continue
+			}
+			r.peers[t] = opts.Floor
 		case "haproxy", "nginx", "caddy":
 			bin := findPeer(t, map[string]string{"haproxy": opts.Haproxy, "nginx": opts.Nginx, "caddy": opts.Caddy}[t])
 			if bin == "" {
@@ -486,6 +495,11 @@ func (r *Runner) startProxy(target, tag string) (*proc, string, error) {
 		text, ext = HaproxyConfig(o.Listen, o.Backend), ".cfg"
 	case "nginx":
 		text, ext = NginxConfig(o.Listen, o.Backend, filepath.Join(o.WorkDir, tag+"-nginx")), ".conf"
+	case "floor":
+		// A byte relay: no configuration, and wsecho's GET / answers
+		// through it.
+		p, err := r.start(tag+"-"+target, 1, bin, []string{o.Listen, o.Backend}, nil, nil, true)
+		return p, ready, err
 	case "caddy":
 		text, ext = CaddyConfig(o.Listen, o.Backend), ".Caddyfile"
 		dir := filepath.Join(o.WorkDir, tag+"-caddy")

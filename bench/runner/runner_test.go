@@ -126,16 +126,7 @@ func TestDirect(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the commands")
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command")
-	}
-	bin := t.TempDir()
-	build := exec.Command(goBin, "build", "-o", bin+string(filepath.Separator),
-		"github.com/wsgate/wsgate/bench/cmd/wsecho", "github.com/wsgate/wsgate/bench/cmd/wsload")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildCommands(t)
 	o := DefaultOptions()
 	o.Targets = []string{"direct"}
 	o.Wsecho = filepath.Join(bin, "wsecho")
@@ -203,6 +194,23 @@ func TestDirect(t *testing.T) {
 	if n := strings.Count(progress.String(), "\n"); n != 12 {
 		t.Fatalf("progress lines: %d\n%s", n, progress.String())
 	}
+}
+
+// buildCommands builds wsecho and wsload into a temporary directory and
+// returns it.
+func buildCommands(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	bin := t.TempDir()
+	build := exec.Command(goBin, "build", "-o", bin+string(filepath.Separator),
+		"github.com/wsgate/wsgate/bench/cmd/wsecho", "github.com/wsgate/wsgate/bench/cmd/wsload")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func freeAddr(t *testing.T) string {

@@ -23,7 +23,7 @@ func main() {
 
 func run() int {
 	o := runner.DefaultOptions()
-	targets := flag.String("targets", "", `comma-separated targets: direct, wsgate, haproxy, nginx, caddy (default "direct", plus "wsgate" when -wsgate is set); a peer that is not installed is skipped`)
+	targets := flag.String("targets", "", `comma-separated targets: direct, floor, wsgate, haproxy, nginx, caddy (default "direct", plus "wsgate" when -wsgate is set); a peer that is not installed is skipped`)
 	scenarios := flag.String("scenarios", strings.Join(o.Scenarios, ","), "comma-separated scenarios: "+strings.Join(runner.KnownScenarios, ", "))
 	flag.StringVar(&o.Haproxy, "haproxy", "", "path of haproxy (default: from PATH, /usr/sbin)")
 	flag.StringVar(&o.Nginx, "nginx", "", "path of nginx (default: from PATH, /usr/sbin)")
@@ -37,6 +37,7 @@ func run() int {
 	flag.DurationVar(&o.FanInterval, "fan-interval", o.FanInterval, "fanout: wsecho pushes to every session at this interval")
 	flag.IntVar(&o.FanSize, "fan-s", o.FanSize, "fanout: pushed message size in bytes (>= 8)")
 	flag.StringVar(&o.Wsgate, "wsgate", "", "path of the wsgate binary (enables target wsgate)")
+	flag.StringVar(&o.Floor, "wsfloor", "", "path of wsfloor, the minimal byte relay of target floor (default: next to wsbench)")
 	flag.StringVar(&o.WsgateArgs, "wsgate-args", o.WsgateArgs, "wsgate's arguments; {config} is replaced by the generated config's path")
 	flag.StringVar(&o.Wsecho, "wsecho", "", "path of the wsecho binary (default: next to wsbench, else built)")
 	flag.StringVar(&o.Wsload, "wsload", "", "path of the wsload binary (default: next to wsbench, else built)")
@@ -184,7 +185,7 @@ func splitList(s string) []string {
 // findBinaries fills in wsecho and wsload: next to this executable, else
 // built with go build.
 func findBinaries(o *runner.Options) error {
-	if o.Wsecho != "" && o.Wsload != "" {
+	if o.Wsecho != "" && o.Wsload != "" && o.Floor != "" {
 		return nil
 	}
 	if exe, err := os.Executable(); err == nil {
@@ -192,7 +193,7 @@ func findBinaries(o *runner.Options) error {
 		for _, b := range []struct {
 			path *string
 			name string
-		}{{&o.Wsecho, "wsecho"}, {&o.Wsload, "wsload"}} {
+		}{{&o.Wsecho, "wsecho"}, {&o.Wsload, "wsload"}, {&o.Floor, "wsfloor"}} {
 			if p := filepath.Join(dir, b.name); *b.path == "" && isFile(p) {
 				*b.path = p
 			}
