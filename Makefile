@@ -64,7 +64,7 @@ clean:
 BENCH_OUT   ?= bench/results/$(shell date -u +%F)
 BENCH_ADDRS ?=
 BENCH_ARGS  ?=
-BENCH_PEERS := direct,wsgate,haproxy,nginx,caddy
+BENCH_PEERS := direct,floor,wsgate,haproxy,nginx,caddy
 
 .PHONY: bench bench-quick bench-peers
 
@@ -72,15 +72,16 @@ BENCH_PEERS := direct,wsgate,haproxy,nginx,caddy
 # C=100 K=8 S=64 and C=1000 K=1 S=1024, latency C=1000 at 20,000/s,
 # handshake C=50, idle N=9,000) plus fan-out, against every target, 6 runs
 # each (targets alternating; medians of 6, as issue 3's own figures), 10 s
-# windows: 180 runs, about 40 min with all five targets; run it on a quiet
+# windows: 216 runs, about 50 min with all six targets (floor, the minimal
+# byte relay of bench/floor, is a reference like direct); run it on a quiet
 # machine. results.md starts with the figures of merit against the issue's
 # targets.
 bench: build
 	$(BIN)/wsbench -wsgate $(BIN)/wsgate -targets $(BENCH_PEERS) -runs 6 \
 	  -n 9000 -hold 10s -quiet-wait 2m $(BENCH_ADDRS) $(BENCH_ARGS) -out $(BENCH_OUT)
 
-# Quick look: one run of each scenario per target (30 runs), 1 s windows,
-# 1,000 idle sessions; about 1.5 minutes with all five targets.
+# Quick look: one run of each scenario per target (36 runs), 1 s windows,
+# 1,000 idle sessions; about 2 minutes with all six targets.
 bench-quick: build
 	$(BIN)/wsbench -wsgate $(BIN)/wsgate -targets $(BENCH_PEERS) -runs 1 \
 	  -d 1s -warmup 300ms -n 1000 -hold 2s $(BENCH_ADDRS) $(BENCH_ARGS) -out $(BENCH_OUT)-quick
