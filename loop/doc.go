@@ -57,7 +57,7 @@
 // (ReactorThreads) — each reactor waits in epoll_wait itself, as an event
 // loop in C does: while busy as a raw system call, so the runtime believes
 // it is running and leaves it its P (no sysmon hand-off, no reacquiring a P
-// per wake-up); after busyWaitMillis without events as an ordinary system
+// per wake-up); after quietAfter without events as an ordinary system
 // call, so that an idle proxy lets sysmon and its threads sleep. Otherwise
 // it parks in Go's own poller, on its epoll descriptor (which every new
 // readiness in its set makes readable), after taking ready events with a
@@ -67,7 +67,10 @@
 // the host's noise; server push in bursts (fan-out) cost about a tenth
 // more, because a reactor that sleeps the moment its set is empty sleeps
 // and wakes more often inside a burst than one that passes through Go's
-// scheduler first (bench/RESULTS.md).
+// scheduler first (bench/RESULTS.md). Holding the P through pauses of up
+// to quietAfter (250 ms, 20 ms before 2026-12-07) took a tenth off
+// fan-out's CPU again: every pause that ended the held waits woke sysmon
+// some 60 times.
 // (One P more than cores without the reactors on their own P cost every
 // relayed message 5–25% more, 35–50% under a CPU quota: the parked reactor
 // and the spare P's spinning thread then woke each other.)

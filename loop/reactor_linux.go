@@ -178,11 +178,26 @@ func (r *reactor) run() {
 }
 
 // busyWaitMillis bounds a wait in which a reactor on its own thread holds
-// its P: a reactor that found nothing for this long waits as a system call
-// from then on (see serveOnThread). Traffic pauses for a few milliseconds
-// all the time; at 2 ms, switching between the two cost a tenth of the CPU
-// per message at 20,000 messages/s, at 20 ms nothing measurable.
+// its P (see serveOnThread).
 const busyWaitMillis = 20
+
+// quietAfter is how long a reactor on its own thread goes on waiting with
+// its P held after its last event; a reactor that found nothing for this
+// long waits as an ordinary system call from then on.
+//
+// Each pause in the traffic that ends the held waits pays for it: sysmon
+// takes the P 10 ms into the system call and, having taken one, or woken
+// from its sleep by the call's return, polls every 20 µs for a millisecond
+// before it backs off — about 60 wake-ups, some preempting the reactor on
+// its own core: about 2 ms of CPU per pause here. Held waits cost instead a
+// wake-up per busyWaitMillis and a preemption signal from sysmon every 10
+// ms, about 8 ms of CPU per second. Holding for as long as a switch costs,
+// 2 ms / 8 ms per second, is never more than twice the cheaper of the two
+// whatever the pause (bench/RESULTS.md, 2026-12-07). Traffic pauses for a
+// few milliseconds all the time (at 2 ms, the switches cost a tenth of the
+// CPU per message at 20,000 messages/s), and for 100 ms between the pushes
+// of a bursty backend (at 20 ms, 12% of such a fan-out's CPU).
+const quietAfter = int64(250 * time.Millisecond)
 
 // serveOnThread waits for readiness in epoll_wait itself, the way an event
 // loop in C does: a wake-up costs the kernel's wake of this thread and
@@ -196,11 +211,12 @@ const busyWaitMillis = 20
 // so that an oversubscribed process gets the P back soon, and the runtime
 // interrupts it with a signal (EINTR) when it stops the world or preempts
 // the reactor; the reactor then yields. A reactor that found nothing for
-// busyWaitMillis waits as an ordinary system call until the next tick: the
+// quietAfter waits as an ordinary system call until the next tick: the
 // runtime may lend its P out, and sysmon and the thread can sleep, so an
 // idle proxy wakes as seldom as one that parks.
 func (r *reactor) serveOnThread(events []unix.EpollEvent) {
 	busy := true
+	lastEvents := r.now
 	for !r.stopping {
 		wait := int((r.lastTick + tickEvery - r.now + int64(time.Millisecond) - 1) / int64(time.Millisecond))
 		var n int
@@ -226,9 +242,9 @@ func (r *reactor) serveOnThread(events []unix.EpollEvent) {
 		}
 		r.now = time.Now().UnixNano()
 		if n > 0 {
-			busy = true
-		} else if e == 0 && !polled {
-			busy = false // a whole wait went by with nothing
+			busy, lastEvents = true, r.now
+		} else if e == 0 && !polled && r.now-lastEvents >= quietAfter {
+			busy = false
 		}
 		r.more = n == len(events)
 		for i := range n {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -125,13 +126,14 @@ func TestReactorOnThreadLetsTheWorldStop(t *testing.T) {
 		t.Fatalf("%d collections completed during %d round trips, want %d", n, i, wantCollections)
 	}
 
-	// Idle, the reactor waits as a system call, where the world stops
-	// without it. Were it to hold its P deaf to the runtime until its tick,
-	// each collection would wait up to a tick to stop the world: half a
-	// tick (125 ms) at the median. The runtime's own record of how long
-	// stopping took is read rather than the wall time of the collections,
-	// which a loaded host stretches (a CI run once took 1 s for 50).
-	time.Sleep(10 * busyWaitMillis * time.Millisecond)
+	// Idle (past quietAfter), the reactor waits as a system call, where the
+	// world stops without it. Were it to hold its P deaf to the runtime
+	// until its tick, each collection would wait up to a tick to stop the
+	// world: half a tick (125 ms) at the median. The runtime's own record
+	// of how long stopping took is read rather than the wall time of the
+	// collections, which a loaded host stretches (a CI run once took 1 s
+	// for 50).
+	time.Sleep(time.Duration(quietAfter) + 10*busyWaitMillis*time.Millisecond)
 	before := gcStopLatencies()
 	base := collections.Load()
 	for collections.Load() < base+wantCollections {
@@ -145,6 +147,63 @@ func TestReactorOnThreadLetsTheWorldStop(t *testing.T) {
 	} else if limit := time.Duration(tickEvery / 10); med > limit.Seconds() {
 		t.Fatalf("stopping the world beside an idle reactor took %.1f ms at the median of %d (limit %v)", med*1e3, n, limit)
 	}
+}
+
+// TestReactorOnThreadHoldsThroughPauses: a reactor on its own thread keeps
+// its P through a pause in the traffic shorter than quietAfter, waiting in
+// raw system calls the runtime does not see (an ordinary one would cost a
+// burst of sysmon wake-ups at each pause: quietAfter says why), and waits
+// as an ordinary system call ("syscall" in a stack dump) once the pause is
+// longer, so that an idle proxy leaves sysmon and its P alone. It relays at
+// once after either.
+func TestReactorOnThreadHoldsThroughPauses(t *testing.T) {
+	r, client, backend := runningSession(t, Config{Reactors: 1, wait: waitThread})
+	if !r.onThread {
+		t.Fatal("the reactor is not on its own thread")
+	}
+	const serve = "loop.(*reactor).serveOnThread"
+	short := 3 * busyWaitMillis * time.Millisecond
+	long := time.Duration(quietAfter) + 5*busyWaitMillis*time.Millisecond
+	for i := range 3 {
+		payload := []byte{byte(i), 'p', 'a', 'u', 's', 'e'}
+		toBackend(t, i, client, backend, payload)
+		toClient(t, i, backend, client, payload)
+		time.Sleep(short)
+		if state := goroutineState(t, serve); state == "syscall" {
+			t.Fatalf("round %d: %v after its last event the reactor waits in an ordinary system call", i, short)
+		}
+		toBackend(t, i, client, backend, payload)
+		time.Sleep(long)
+		if state := goroutineState(t, serve); state != "syscall" {
+			t.Fatalf("round %d: %v after its last event the reactor's goroutine is %q, want %q", i, long, state, "syscall")
+		}
+	}
+}
+
+// goroutineState returns the state, as a stack dump gives it, of the one
+// goroutine whose stack holds fn.
+func goroutineState(t *testing.T, fn string) string {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var found []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, fn) {
+			continue
+		}
+		head, _, _ := strings.Cut(g, "\n")
+		// goroutine 42 [IO wait]: or goroutine 42 [IO wait, 2 minutes]:
+		_, state, ok := strings.Cut(head, "[")
+		state, _, _ = strings.Cut(state, "]")
+		state, _, _ = strings.Cut(state, ",")
+		if ok {
+			found = append(found, state)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d goroutines in %s: %q", len(found), fn, found)
+	}
+	return found[0]
 }
 
 // gcStopLatencies is the runtime's histogram of how long each
