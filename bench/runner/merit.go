@@ -180,7 +180,7 @@ func meritMarkdown(w io.Writer, opts Options, figs []Figure) {
 	if len(figs) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "Figures of merit (issue 3): the proxy's CPU per echoed message, per upgrade and per delivered push, and its memory and CPU per idle session; medians of %d run(s), lower is better. **Bold**: the lowest proxy (direct, the backend alone, is for reference). The last column gives issue 3's figures for HAProxy 2.6 / NGINX 1.22 / Caddy 2.6, measured on another machine: compare wsgate with the peers measured here, in the same run.\n\n", opts.Runs)
+	fmt.Fprintf(w, "Figures of merit (issue 3): the proxy's CPU per echoed message, per upgrade and per delivered push, and its memory and CPU per idle session; medians of %d run(s), lower is better. **Bold**: the lowest proxy (direct, the backend alone, and floor, a bare byte relay, are for reference). The last column gives issue 3's figures for HAProxy 2.6 / NGINX 1.22 / Caddy 2.6, measured on another machine: compare wsgate with the peers measured here, in the same run.\n\n", opts.Runs)
 	fmt.Fprint(w, "| figure |")
 	for _, t := range opts.Targets {
 		fmt.Fprintf(w, " %s |", t)
