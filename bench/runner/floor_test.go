@@ -3,7 +3,6 @@ package runner
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -38,37 +37,10 @@ func TestFloor(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the commands")
 	}
-	bin := buildCommands(t)
-	o := DefaultOptions()
-	o.Targets = []string{"floor"}
+	o := smallOptions(t, "floor")
 	o.Floor = buildFloor(t)
-	o.Wsecho = filepath.Join(bin, "wsecho")
-	o.Wsload = filepath.Join(bin, "wsload")
-	o.Backend, o.Listen = freeAddr(t), freeAddr(t)
-	o.Conns, o.InFlight, o.Duration, o.Warmup = 10, 4, 500*time.Millisecond, 100*time.Millisecond
-	o.Idle, o.Hold = 100, 500*time.Millisecond
 	o.Scenarios = []string{"throughput", "idle", "latency", "handshake"}
-	o.Runs = 1
-	o.LatConns, o.Rate = 5, 1000
-	o.HSConns = 2
-	o.WorkDir = t.TempDir()
-	var progress bytes.Buffer
-	o.Progress = &progress
-	r, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	runs := r.Execute(ctx)
-	if len(runs) != 4 {
-		t.Fatalf("%d runs\n%s", len(runs), progress.String())
-	}
-	for _, run := range runs {
-		if run.Error != "" {
-			t.Fatalf("%s: %s\n%s", run.Scenario, run.Error, progress.String())
-		}
-	}
+	r, runs, _ := executeAll(t, o)
 	tp, idle, lat, hs := runs[0], runs[1], runs[2], runs[3]
 	if tp.Load.Messages == 0 || tp.Load.SessionErrors != 0 || tp.TargetCPUSec <= 0 {
 		t.Fatalf("throughput run %+v / %+v", tp, tp.Load)

@@ -126,38 +126,11 @@ func TestDirect(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the commands")
 	}
-	bin := buildCommands(t)
-	o := DefaultOptions()
-	o.Targets = []string{"direct"}
-	o.Wsecho = filepath.Join(bin, "wsecho")
-	o.Wsload = filepath.Join(bin, "wsload")
-	o.Backend = freeAddr(t)
-	o.Conns, o.InFlight, o.Duration, o.Warmup = 10, 4, 500*time.Millisecond, 100*time.Millisecond
-	o.Idle, o.Hold = 100, 500*time.Millisecond
+	o := smallOptions(t, "direct")
 	o.Conns1k, o.InFlight1k, o.Size1k = 20, 1, 1024
 	o.Scenarios = []string{"throughput", "idle", "latency", "handshake", "fanout", "throughput-1k"}
-	o.Runs = 1
-	o.LatConns, o.Rate = 5, 1000
-	o.HSConns = 2
 	o.FanConns, o.FanInterval = 20, 50*time.Millisecond
-	o.WorkDir = t.TempDir()
-	var progress bytes.Buffer
-	o.Progress = &progress
-	r, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	runs := r.Execute(ctx)
-	if len(runs) != 6 {
-		t.Fatalf("%d runs", len(runs))
-	}
-	for _, r := range runs {
-		if r.Error != "" {
-			t.Fatalf("%s: %s\n%s", r.Scenario, r.Error, progress.String())
-		}
-	}
+	r, runs, progress := executeAll(t, o)
 	tp, idle, lat, hs, fan, tp1k := runs[0], runs[1], runs[2], runs[3], runs[4], runs[5]
 	if tp1k.Load.Messages == 0 || tp1k.Load.Sessions != 20 || tp1k.Load.InFlight != 1 || tp1k.Load.Size != 1024 ||
 		tp1k.Load.SessionErrors != 0 || tp1k.TargetCPUSec <= 0 || tp1k.TargetCPUPerMsgUS <= 0 {
@@ -194,6 +167,48 @@ func TestDirect(t *testing.T) {
 	if n := strings.Count(progress.String(), "\n"); n != 12 {
 		t.Fatalf("progress lines: %d\n%s", n, progress.String())
 	}
+}
+
+// smallOptions runs target with freshly built commands, on free ports, one
+// short run of each scenario at a few sessions.
+func smallOptions(t *testing.T, target string) Options {
+	t.Helper()
+	bin := buildCommands(t)
+	o := DefaultOptions()
+	o.Targets = []string{target}
+	o.Wsecho = filepath.Join(bin, "wsecho")
+	o.Wsload = filepath.Join(bin, "wsload")
+	o.Backend, o.Listen = freeAddr(t), freeAddr(t)
+	o.Conns, o.InFlight, o.Duration, o.Warmup = 10, 4, 500*time.Millisecond, 100*time.Millisecond
+	o.Idle, o.Hold = 100, 500*time.Millisecond
+	o.Runs = 1
+	o.LatConns, o.Rate = 5, 1000
+	o.HSConns = 2
+	o.WorkDir = t.TempDir()
+	return o
+}
+
+// executeAll runs o and fails the test unless every run succeeded.
+func executeAll(t *testing.T, o Options) (*Runner, []Run, *bytes.Buffer) {
+	t.Helper()
+	progress := new(bytes.Buffer)
+	o.Progress = progress
+	r, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	runs := r.Execute(ctx)
+	if len(runs) != len(o.Scenarios) {
+		t.Fatalf("%d runs of %d scenarios\n%s", len(runs), len(o.Scenarios), progress.String())
+	}
+	for _, run := range runs {
+		if run.Error != "" {
+			t.Fatalf("%s: %s\n%s", run.Scenario, run.Error, progress.String())
+		}
+	}
+	return r, runs, progress
 }
 
 // buildCommands builds wsecho and wsload into a temporary directory and
