@@ -196,7 +196,7 @@ const busyWaitMillis = 20
 // whatever the pause (bench/RESULTS.md, 2026-12-07). Traffic pauses for a
 // few milliseconds all the time (at 2 ms, the switches cost a tenth of the
 // CPU per message at 20,000 messages/s), and for 100 ms between the pushes
-// of a bursty backend (at 20 ms, 12% of such a fan-out's CPU).
+// of a bursty backend (at 20 ms, 8-12% of such a fan-out's CPU).
 const quietAfter = int64(250 * time.Millisecond)
 
 // serveOnThread waits for readiness in epoll_wait itself, the way an event

@@ -183,7 +183,8 @@ func splitList(s string) []string {
 }
 
 // findBinaries fills in wsecho and wsload: next to this executable, else
-// built with go build.
+// built with go build; and wsfloor if it is next to this executable (make
+// build compiles it with cc).
 func findBinaries(o *runner.Options) error {
 	if o.Wsecho != "" && o.Wsload != "" && o.Floor != "" {
 		return nil
